@@ -1,0 +1,33 @@
+# The two commands of the README, and the rest.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check bench clean sandbox
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/flowtest demo
+
+test: $(STAMP)
+	$(BIN)/ruff check flowtest tests scenarios conftest.py
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check flowtest tests scenarios conftest.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+sandbox: $(STAMP)
+	$(BIN)/flowtest sandbox --write-config reports/sandbox.toml
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,445 @@
+"""flowtest.toml -> typed, validated settings.
+
+Every problem becomes one :class:`ConfigError` naming the file, the key and
+the reason; nothing here lets a traceback reach the user. Secrets stay
+references (:class:`flowtest.secrets.Secret`) until a connection needs them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from flowtest.errors import ConfigError, SecretError
+from flowtest.secrets import Secret
+
+TlsMode = Literal["implicit", "starttls", "plain"]
+Target = Literal["sandbox", "live"]
+CleanupMode = Literal["trash", "keep"]
+
+# Cloudflare Email Routing allows 200 rules per domain (FACTS.md).
+MAX_ALIASES = 200
+
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                        r"[A-Za-z][A-Za-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is. ``address`` overrides name resolution (the sandbox
+    uses it); the certificate is still verified against ``host``."""
+
+    host: str
+    port: int
+    tls: TlsMode
+    address: str | None = None
+
+    @property
+    def connect_host(self) -> str:
+        return self.address or self.host
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A mailbox flowtest logs in to: the Gmail account or the probe account."""
+
+    address: str
+    username: str
+    password: Secret
+    smtp: Endpoint
+    imap: Endpoint
+    provider: str = "custom"
+    authserv_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An address at the domain that Cloudflare routes to Gmail."""
+
+    address: str
+
+    @property
+    def local(self) -> str:
+        return self.address.partition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.partition("@")[2]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """Which resolver the doctor and the flows ask. Empty = the system's."""
+
+    nameservers: tuple[tuple[str, int], ...] = ()
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    ca_file: Path | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 15.0
+    command_s: float = 30.0
+    delivery_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # check_email_delivery's defaults: warn 95 s, critical 300 s (FACTS.md).
+    latency_warn_s: float = 95.0
+    latency_fail_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    domain: str
+    aliases: tuple[Alias, ...]
+    gmail: Account
+    probe: Account
+    target: Target = "live"
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    cleanup: CleanupMode = "trash"
+    path: Path | None = None
+
+
+# --------------------------------------------------------------------------
+# reading
+
+
+class _Reader:
+    """Walks the TOML tree, remembering where it is for the error message."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(reason, file=self.file, key=key)
+
+    def table(self, data: Mapping[str, Any], key: str, *, required: bool = True) -> dict[str, Any]:
+        value = _get(data, key)
+        if value is None:
+            if required:
+                raise self.fail(key, "missing table")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, not {_kind(value)}")
+        return value
+
+    def string(self, data: Mapping[str, Any], key: str, default: str | None = None) -> str:
+        value = _get(data, key)
+        if value is None:
+            if default is None:
+                raise self.fail(key, "missing")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"must be a non-empty string, not {_kind(value)}")
+        return value.strip()
+
+    def number(self, data: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0,
+               ) -> float:
+        value = _get(data, key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"must be a number, not {_kind(value)}")
+        if value <= minimum:
+            raise self.fail(key, f"must be greater than {minimum:g}, not {value}")
+        return float(value)
+
+    def boolean(self, data: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = _get(data, key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, not {_kind(value)}")
+        return value
+
+    def choice(self, data: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str,
+               ) -> str:
+        value = self.string(data, key, default)
+        if value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def secret(self, data: Mapping[str, Any], key: str) -> Secret:
+        value = self.string(data, key)
+        try:
+            return Secret(value)
+        except SecretError as exc:
+            # The rejected value may be a password typed in by mistake: never echo it.
+            raise self.fail(key, exc.reason) from None
+
+    def unknown(self, data: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+        for name in data:
+            if name not in allowed:
+                where = f"{prefix}.{name}" if prefix else name
+                hint = ", ".join(sorted(allowed))
+                raise self.fail(where, f"unknown key (known here: {hint})")
+
+
+def _get(data: Mapping[str, Any], dotted: str) -> Any:
+    return data.get(dotted.rsplit(".", 1)[-1])
+
+
+def _kind(value: object) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def check_domain(name: str) -> bool:
+    return bool(_DOMAIN_RE.match(name))
+
+
+def check_address(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return bool(at and _LOCAL_RE.match(local) and check_domain(domain))
+
+
+_ENDPOINT_KEYS = {"host", "port", "tls", "address"}
+_ACCOUNT_KEYS = {"address", "username", "password", "app_password", "smtp", "imap", "provider",
+                 "authserv_id"}
+
+
+def _endpoint(r: _Reader, data: Mapping[str, Any], key: str, default_port: int,
+              default_tls: TlsMode) -> Endpoint:
+    table = r.table(data, key)
+    r.unknown(table, key, _ENDPOINT_KEYS)
+    host = r.string(table, f"{key}.host")
+    port_value = table.get("port", default_port)
+    if isinstance(port_value, bool) or not isinstance(port_value, int) or not (
+            0 < port_value < 65536):
+        raise r.fail(f"{key}.port", f"must be a port number 1-65535, not {port_value!r}")
+    tls = r.choice(table, f"{key}.tls", ("implicit", "starttls", "plain"), default_tls)
+    address = table.get("address")
+    if address is not None:
+        try:
+            ipaddress.ip_address(address)
+        except (ValueError, TypeError):
+            raise r.fail(f"{key}.address", f"must be an IP address, not {address!r}") from None
+    return Endpoint(host=host, port=port_value, tls=tls, address=address)  # type: ignore[arg-type]
+
+
+def _account(r: _Reader, data: Mapping[str, Any], key: str, password_key: str,
+             smtp_default: tuple[int, TlsMode]) -> Account:
+    table = r.table(data, key)
+    r.unknown(table, key, _ACCOUNT_KEYS)
+    address = r.string(table, f"{key}.address")
+    if not check_address(address):
+        raise r.fail(f"{key}.address", f"{address!r} is not a mail address")
+    if password_key not in table:
+        raise r.fail(f"{key}.{password_key}", "missing (give it as env:NAME, file:PATH or "
+                     "keyring:SERVICE/USER)")
+    return Account(
+        address=address,
+        username=r.string(table, f"{key}.username", address),
+        password=r.secret(table, f"{key}.{password_key}"),
+        smtp=_endpoint(r, table, f"{key}.smtp", *smtp_default),
+        imap=_endpoint(r, table, f"{key}.imap", 993, "implicit"),
+        provider=r.string(table, f"{key}.provider", "custom"),
+        authserv_id=table.get("authserv_id"),
+    )
+
+
+def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
+    if not isinstance(value, str):
+        raise r.fail(key, f"must be a string like '1.1.1.1' or '127.0.0.2:5353', not "
+                     f"{_kind(value)}")
+    host, port = value, 53
+    if value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+        if not port_text.isdigit():
+            raise r.fail(key, f"bad port in {value!r}")
+        port = int(port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise r.fail(key, f"{host!r} is not an IP address") from None
+    return host, port
+
+
+TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
+            "thresholds"}
+
+
+def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
+    """Validate an already-decoded TOML document."""
+    r = _Reader(file)
+    r.unknown(data, "", TOP_KEYS)
+    domain = r.string(data, "domain").lower().rstrip(".")
+    if not check_domain(domain):
+        raise r.fail("domain", f"{domain!r} is not a domain name")
+
+    raw_aliases = data.get("aliases")
+    if not isinstance(raw_aliases, list) or not raw_aliases:
+        raise r.fail("aliases", "must be a non-empty list of names or addresses at the domain")
+    if len(raw_aliases) > MAX_ALIASES:
+        raise r.fail("aliases", f"{len(raw_aliases)} aliases; Cloudflare Email Routing allows "
+                     f"at most {MAX_ALIASES} rules per domain")
+    aliases: list[Alias] = []
+    for i, item in enumerate(raw_aliases):
+        key = f"aliases[{i}]"
+        if not isinstance(item, str) or not item.strip():
+            raise r.fail(key, f"must be a string, not {_kind(item)}")
+        address = item.strip().lower()
+        if "@" not in address:
+            address = f"{address}@{domain}"
+        if not check_address(address):
+            raise r.fail(key, f"{item!r} is not a mail address")
+        if address.partition("@")[2] != domain:
+            raise r.fail(key, f"{address} is not at {domain}: Cloudflare routes only the "
+                         "domain's own addresses")
+        if any(a.address == address for a in aliases):
+            raise r.fail(key, f"{address} is listed twice")
+        aliases.append(Alias(address))
+
+    gmail = _account(r, data, "gmail", "app_password", (587, "starttls"))
+    probe = _account(r, data, "probe", "password", (587, "starttls"))
+
+    dns_t = r.table(data, "dns", required=False)
+    r.unknown(dns_t, "dns", {"nameservers", "timeout_s"})
+    raw_ns = dns_t.get("nameservers", [])
+    if not isinstance(raw_ns, list):
+        raise r.fail("dns.nameservers", "must be a list of addresses (empty for the system's)")
+    dns = DnsSettings(
+        nameservers=tuple(_nameserver(r, f"dns.nameservers[{i}]", v) for i, v in enumerate(raw_ns)),
+        timeout_s=r.number(dns_t, "dns.timeout_s", 5.0),
+    )
+
+    tls_t = r.table(data, "tls", required=False)
+    r.unknown(tls_t, "tls", {"ca_file", "insecure"})
+    ca_file: Path | None = None
+    if "ca_file" in tls_t:
+        ca_file = Path(r.string(tls_t, "tls.ca_file")).expanduser()
+        if file is not None and not ca_file.is_absolute():
+            ca_file = file.parent / ca_file
+        if not ca_file.is_file():
+            raise r.fail("tls.ca_file", f"{ca_file} does not exist")
+    tls = TlsSettings(ca_file=ca_file, insecure=r.boolean(tls_t, "tls.insecure", False))
+
+    to_t = r.table(data, "timeouts", required=False)
+    r.unknown(to_t, "timeouts", {"connect_s", "command_s", "delivery_s"})
+    timeouts = Timeouts(
+        connect_s=r.number(to_t, "timeouts.connect_s", Timeouts.connect_s),
+        command_s=r.number(to_t, "timeouts.command_s", Timeouts.command_s),
+        delivery_s=r.number(to_t, "timeouts.delivery_s", Timeouts.delivery_s),
+    )
+    th_t = r.table(data, "thresholds", required=False)
+    r.unknown(th_t, "thresholds", {"latency_warn_s", "latency_fail_s"})
+    thresholds = Thresholds(
+        latency_warn_s=r.number(th_t, "thresholds.latency_warn_s", Thresholds.latency_warn_s),
+        latency_fail_s=r.number(th_t, "thresholds.latency_fail_s", Thresholds.latency_fail_s),
+    )
+    if thresholds.latency_warn_s > thresholds.latency_fail_s:
+        raise r.fail("thresholds.latency_warn_s", "must not be above thresholds.latency_fail_s")
+
+    return Config(
+        domain=domain,
+        aliases=tuple(aliases),
+        gmail=gmail,
+        probe=probe,
+        target=r.choice(data, "target", ("sandbox", "live"), "live"),  # type: ignore[arg-type]
+        dns=dns,
+        tls=tls,
+        timeouts=timeouts,
+        thresholds=thresholds,
+        cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
+        path=file,
+    )
+
+
+def load(path: Path | str) -> Config:
+    """Read and validate a flowtest.toml. Raises :class:`ConfigError` only."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("no such file (write one with `flowtest init`)", file=file) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=file) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    return parse(data, file=file)
+
+
+TEMPLATE = '''\
+# flowtest.toml: what flowtest checks, and how it logs in.
+# Secrets are never written here: give them as env:NAME, file:PATH or
+# keyring:SERVICE/USER. See docs/config.md for every key.
+
+# The domain Cloudflare Email Routing receives for.
+domain = "{domain}"
+
+# The addresses to test: names (at the domain) or full addresses. At most 200.
+aliases = [{aliases}]
+
+# "live" talks to the real providers; "sandbox" is for configs the sandbox writes.
+target = "live"
+
+# After a run, probes are moved to Trash ("trash") or left where they are ("keep").
+cleanup = "trash"
+
+[gmail]
+# The Gmail account Cloudflare forwards to, and that sends as the aliases.
+address = "{gmail}"
+# A 16-letter app password (Google Account -> Security -> 2-Step Verification -> App passwords).
+app_password = "env:FLOWTEST_GMAIL_APP_PASSWORD"
+smtp = {{ host = "smtp.gmail.com", port = 587, tls = "starttls" }}
+imap = {{ host = "imap.gmail.com", port = 993, tls = "implicit" }}
+
+[probe]
+# A mailbox at ANOTHER provider: it sends the inbound probes and receives the
+# outbound ones. It must not be the Gmail account above (Gmail drops mail it sent itself).
+address = "{probe}"
+password = "env:FLOWTEST_PROBE_PASSWORD"
+smtp = {{ host = "{probe_smtp}", port = 587, tls = "starttls" }}
+imap = {{ host = "{probe_imap}", port = 993, tls = "implicit" }}
+
+[dns]
+# Empty: the system resolver. Or e.g. ["1.1.1.1", "8.8.8.8"].
+nameservers = []
+
+[tls]
+# ca_file = "/path/to/ca.pem"   # only for private CAs
+insecure = false
+
+[timeouts]
+connect_s = 15
+command_s = 30
+delivery_s = 300
+
+[thresholds]
+# A probe slower than warn is a warning; slower than fail is a failure.
+latency_warn_s = 95
+latency_fail_s = 300
+'''
+
+
+def template(*, domain: str = "example.me", aliases: tuple[str, ...] = ("hello",),
+             gmail: str = "you@gmail.com", probe: str = "probe@fastmail.com",
+             probe_smtp: str = "smtp.fastmail.com", probe_imap: str = "imap.fastmail.com") -> str:
+    return TEMPLATE.format(domain=domain, aliases=", ".join(f'"{a}"' for a in aliases),
+                           gmail=gmail, probe=probe, probe_smtp=probe_smtp, probe_imap=probe_imap)

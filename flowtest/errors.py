@@ -1,0 +1,104 @@
+"""One root, data-carrying subclasses.
+
+Callers branch on the fields (``code``, ``endpoint``, ``key``), never on the
+text; the text is for people and never holds a secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FlowtestError(Exception):
+    """Root of every error flowtest raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(FlowtestError):
+    """The configuration file (or a flag standing in for it) is wrong."""
+
+    def __init__(self, reason: str, *, file: Path | str | None = None, key: str | None = None):
+        self.file = str(file) if file is not None else None
+        self.key = key
+        self.reason = reason
+        where = ""
+        if self.file and key:
+            where = f"{self.file}: {key}: "
+        elif self.file:
+            where = f"{self.file}: "
+        elif key:
+            where = f"{key}: "
+        super().__init__(f"{where}{reason}")
+
+
+class SecretError(ConfigError):
+    """A secret reference could not be resolved. Never carries the secret."""
+
+
+class UnknownFault(FlowtestError, ValueError):
+    """A fault name the sandbox does not know."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown fault {name!r}; known faults: {', '.join(known)}")
+
+
+class NetworkGuardError(FlowtestError, PermissionError):
+    """A connection or lookup outside 127.0.0.0/8 while the guard is on."""
+
+    def __init__(self, what: str, target: object) -> None:
+        self.what = what
+        self.target = target
+        super().__init__(
+            f"network guard: {what} to {target!r} refused; only 127.0.0.0/8 is allowed "
+            "in sandbox mode and in tests"
+        )
+
+
+class TransportError(FlowtestError):
+    """Talking to a server failed: refused, reset, timed out, or an error reply."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        code: int | None = None,
+        transient: bool = False,
+    ) -> None:
+        self.endpoint = endpoint
+        self.code = code
+        self.transient = transient
+        super().__init__(f"{endpoint}: {message}")
+
+
+class AuthError(TransportError):
+    """The server refused the account's credentials."""
+
+    def __init__(self, message: str, *, endpoint: str, account: str, code: int | None = None):
+        self.account = account
+        super().__init__(f"login as {account} refused: {message}", endpoint=endpoint, code=code)
+
+
+class TLSError(TransportError):
+    """The server's TLS is missing or its certificate does not verify."""
+
+
+class ProbeTimeout(FlowtestError, TimeoutError):
+    """A probe did not arrive within its deadline."""
+
+    def __init__(self, token: str, waited_s: float) -> None:
+        self.token = token
+        self.waited_s = waited_s
+        super().__init__(f"probe {token} not seen after {waited_s:.1f} s")
+
+
+class SandboxError(FlowtestError):
+    """The sandbox world could not start or misbehaved internally."""

@@ -1,0 +1,1 @@
+"""Pure functions over messages: no sockets, no clocks except those passed in."""

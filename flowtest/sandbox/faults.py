@@ -1,0 +1,90 @@
+"""Faults by name: small, named, composable breakages of the world.
+
+A fault is ``name`` or ``name=value``. They can be given when the world starts
+or switched at run time; every party reads them at the moment it acts.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flowtest.errors import UnknownFault
+
+CATALOGUE: dict[str, str] = {
+    "forward-drop": "Cloudflare accepts mail for the aliases and never forwards it",
+    "forward-delay": "Cloudflare forwards after S seconds (forward-delay=S, default 5)",
+    "no-rule": "no routing rule for the aliases, or for one (no-rule=ADDRESS): 550 5.1.1",
+    "spam": "Gmail files forwarded mail in Spam",
+    "mx-icloud": "the domain's MX still points at iCloud Mail instead of Cloudflare",
+    "spf-duplicate": "the domain publishes two v=spf1 records (SPF permerror everywhere)",
+    "dkim-missing": "the domain's cf2024-1._domainkey record is missing",
+    "dmarc-reject": "the domain's DMARC policy is p=reject",
+    "sendas-unverified": "the alias is not a verified Send-mail-as address in Gmail",
+    "bad-app-password": "Gmail refuses the app password (SMTP 535 5.7.8, IMAP AUTHENTICATIONFAILED)",
+    "gmail-tempfail": "Gmail's MX answers 421 4.7.0 to Cloudflare, which passes it back",
+    "body-modified": "Cloudflare alters the body after its checks (DKIM breaks, ARC holds)",
+    "imap-drop": "Gmail IMAP cuts every open connection when new mail arrives",
+    "spoofed-ar": "the sender adds a forged Authentication-Results claiming mx.google.com",
+    "duplicate": "Cloudflare forwards each message twice",
+}
+
+# Faults that only change DNS answers (the doctor's business).
+DNS_FAULTS = frozenset({"mx-icloud", "spf-duplicate", "dkim-missing", "dmarc-reject"})
+
+
+def parse(spec: str) -> tuple[str, str | None]:
+    name, sep, value = spec.strip().partition("=")
+    name = name.strip()
+    if name not in CATALOGUE:
+        raise UnknownFault(name, sorted(CATALOGUE))
+    if name == "forward-delay":
+        value = value or "5"
+        try:
+            if float(value) < 0:
+                raise ValueError
+        except ValueError:
+            raise UnknownFault(f"{name}={value} (S must be seconds >= 0)",
+                               sorted(CATALOGUE)) from None
+    return name, (value.strip() if sep or value else None)
+
+
+class Faults:
+    """The active faults. Thread-safe: the world's parties and tests share it."""
+
+    def __init__(self, specs: list[str] | tuple[str, ...] = ()) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[str, str | None] = {}
+        for spec in specs:
+            self.set(spec)
+
+    def set(self, spec: str) -> None:
+        name, value = parse(spec)
+        with self._lock:
+            self._active[name] = value
+
+    def clear(self, name: str | None = None) -> None:
+        with self._lock:
+            if name is None:
+                self._active.clear()
+            else:
+                self._active.pop(parse(name)[0], None)
+
+    def on(self, name: str) -> bool:
+        with self._lock:
+            return name in self._active
+
+    def value(self, name: str) -> str | None:
+        with self._lock:
+            return self._active.get(name)
+
+    def seconds(self, name: str) -> float:
+        value = self.value(name)
+        return float(value) if value else 0.0
+
+    def active(self) -> dict[str, str | None]:
+        with self._lock:
+            return dict(self._active)
+
+    def __repr__(self) -> str:
+        return "Faults(" + ", ".join(
+            n if v is None else f"{n}={v}" for n, v in self.active().items()) + ")"

@@ -1,0 +1,308 @@
+"""Gmail: the MX that stamps mx.google.com's Authentication-Results and ARC
+i=N+1, the submission server smtp.gmail.com with app passwords and
+Send-mail-as, and imap.gmail.com."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import secrets
+import string
+import time
+from email.parser import BytesHeaderParser
+from email.utils import formatdate, getaddresses, make_msgid
+from typing import Any
+
+import dkim
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from flowtest.sandbox import hosts
+from flowtest.sandbox.checks import Verdicts
+from flowtest.sandbox.context import Context
+from flowtest.sandbox.mailstore import MailStore
+from flowtest.sandbox.message import crlf, prepend, random_id, replace_header
+from flowtest.sandbox.smtp import (
+    Outbox,
+    Reply,
+    SmtpServer,
+    bounce_message,
+    message_id_of,
+    peer_ip,
+)
+
+INBOX = "INBOX"
+SPAM = "[Gmail]/Spam"
+TRASH = "[Gmail]/Trash"
+SENT = "[Gmail]/Sent Mail"
+FOLDERS = {SPAM: b"Junk", TRASH: b"Trash", SENT: b"Sent"}
+GMAIL_SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
+                b"content-type", b"x-google-original-from", b"cc", b"reply-to"]
+
+BAD_CREDENTIALS = ("535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
+                   "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
+TEMPFAIL = ("421 4.7.0 Try again later, closing connection. (EHLO) For more information, go to "
+            "https://support.google.com/mail/answer/7720 - gsmtp")
+
+
+def pacific_date(at: float) -> str:
+    """Gmail's trace dates: Pacific time with a zone comment (FACTS.md)."""
+    return formatdate(at - 8 * 3600, localtime=False).replace("-0000", "-0800") + " (PST)"
+
+
+def gmail_id() -> str:
+    return (f"d9443c01a7336-{random_id(11, string.ascii_lowercase + string.digits)}"
+            f"sor{secrets.randbelow(10**7)}ad.{secrets.randbelow(99)}")
+
+
+def _spf_comment(v: Verdicts) -> str:
+    s = v.spf
+    who = s.mail_from.lower() or f"postmaster@{s.domain}"
+    if s.result == "pass":
+        return f"(google.com: domain of {who} designates {s.ip} as permitted sender)"
+    if s.result == "softfail":
+        return (f"(google.com: domain of transitioning {who} does not designate {s.ip} as "
+                "permitted sender)")
+    if s.result == "fail":
+        return f"(google.com: domain of {who} does not designate {s.ip} as permitted sender)"
+    if s.result == "none":
+        return (f"(google.com: {s.ip} is neither permitted nor denied by best guess record for "
+                f"domain of {who})")
+    if s.result == "permerror":
+        return f"(google.com: permanent error in processing during lookup of {who})"
+    if s.result == "temperror":
+        return f"(google.com: error in processing during lookup of {who}: DNS error)"
+    return f"(google.com: {s.ip} is neither permitted nor denied by domain of {who})"
+
+
+def _mailfrom(address: str) -> str:
+    # Gmail quotes smtp.mailfrom when it contains "=" (SRS addresses).
+    return f'"{address}"' if "=" in address else address
+
+
+_AAR_RE = re.compile(r"\b(spf|dkim|dmarc)=(\w+)")
+_AAR_DOMAIN = {"spf": r"smtp\.mailfrom=\"?[^@\s;]*@?([^\s;\"]+)",
+               "dkim": r"header\.(?:d|i)=@?([^\s;]+)", "dmarc": r"header\.from=([^\s;]+)"}
+
+
+def _arc_comment(raw: bytes) -> str:
+    """``arc=pass (i=1 spf=pass spfdomain=… dkim=pass dkdomain=… dmarc=pass fromdomain=…)``."""
+    headers = BytesHeaderParser().parsebytes(raw)
+    for value in headers.get_all("ARC-Authentication-Results") or []:
+        text = " ".join(str(value).split())
+        if not text.startswith("i=1;"):
+            continue
+        found: dict[str, str] = {}
+        for clause in text.split(";")[2:]:
+            m = _AAR_RE.search(clause)
+            if not m or m.group(1) in found:
+                continue
+            method, result = m.groups()
+            dm = re.search(_AAR_DOMAIN[method], clause)
+            domain = dm.group(1) if dm else ""
+            key = {"spf": "spfdomain", "dkim": "dkdomain", "dmarc": "fromdomain"}[method]
+            found[method] = f"{method}={result} {key}={domain}" if domain else f"{method}={result}"
+        return " ".join(["i=1", *(found[m] for m in ("spf", "dkim", "dmarc") if m in found)])
+    return ""
+
+
+def results_clauses(v: Verdicts, arc_comment: str) -> list[str]:
+    out = []
+    for d in v.dkim:
+        reason = f" ({d.reason})" if d.result != "pass" and d.reason else ""
+        out.append(f"dkim={d.result}{reason} header.i=@{d.domain} header.s={d.selector} "
+                   f"header.b={d.b}")
+    if v.arc.result != "none":
+        comment = f" ({arc_comment})" if arc_comment and v.arc.result == "pass" else ""
+        out.append(f"arc={v.arc.result}{comment}")
+    out.append(f"spf={'neutral' if v.spf.result == 'none' else v.spf.result} {_spf_comment(v)} "
+               f"smtp.mailfrom={_mailfrom(v.spf.mail_from)}")
+    if v.dmarc is not None:
+        m = v.dmarc
+        out.append(f"dmarc={m.result} (p={m.policy.upper()} sp={m.subdomain_policy.upper()} "
+                   f"dis={m.disposition.upper()}) header.from={m.from_domain}")
+    return out
+
+
+class Gmail:
+    def __init__(self, ctx: Context, *, address: str, app_password: str,
+                 send_as: list[str]) -> None:
+        self.ctx = ctx
+        self.address = address
+        self.app_password = app_password.replace(" ", "")
+        self.send_as = {a.lower() for a in send_as}
+        self.sent_ids: set[str] = set()
+        self.store = MailStore(hosts.GMAIL_IMAP, ctx.server_tls, special_use=FOLDERS,
+                               refuse_login=lambda: ctx.faults.on("bad-app-password"),
+                               strip_spaces=True)
+        self.mx = SmtpServer(hosts.GMAIL_MX, _MxHandler(self), hostname="mx.google.com",
+                             tls=ctx.server_tls)
+        self.submission = SmtpServer(hosts.GMAIL_SMTP, _SubmissionHandler(self),
+                                     hostname="smtp.gmail.com", tls=ctx.server_tls,
+                                     require_starttls=True, authenticator=self._check_login)
+        self.outbox = Outbox(ctx.relay(hosts.GMAIL_EGRESS, hosts.GMAIL_EGRESS_NAME),
+                             party="gmail", truth=ctx.truth, bounce=self._bounce,
+                             retry_delays=ctx.retry_delays)
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.store.add_user(self.address, self.app_password, [SPAM, TRASH, SENT])
+        await self.mx.start()
+        await self.submission.start()
+        self.ctx.ports[hosts.GMAIL_MX] = self.mx.port
+
+    async def stop(self) -> None:
+        await self.outbox.stop()
+        await self.submission.stop()
+        await self.mx.stop()
+        await self.store.stop()
+
+    def _check_login(self, login: str, password: str) -> str | None:
+        if self.ctx.faults.on("bad-app-password"):
+            return BAD_CREDENTIALS
+        if login.lower() != self.address or password.replace(" ", "") != self.app_password:
+            return BAD_CREDENTIALS
+        return None
+
+    async def _bounce(self, mail_from: str, rcpt: str, data: bytes, reply: Reply) -> None:
+        dsn = bounce_message(reporting_mta="googlemail.com", sender=self.address, rcpt=rcpt,
+                             original=data, reply=reply)
+        await self.store.append(self.address, INBOX, dsn)
+
+    # -- receiving -------------------------------------------------------------
+
+    async def receive(self, raw: bytes, *, ip: str, helo: str, mail_from: str,
+                      rcpt: str) -> str:
+        message_id = message_id_of(raw)
+        if message_id and message_id in self.sent_ids:
+            # The account's own message coming back through forwarding: Gmail
+            # keeps only the Sent copy (FACTS.md, "the same-account trap").
+            self.ctx.truth.record("dropped", "gmail", message_id, rcpt, "duplicate of sent mail")
+            return "250 2.0.0 OK - gsmtp"
+        v = await self.ctx.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo)
+        arc_trusted = v.arc.result == "pass"
+        folder = INBOX
+        if v.dmarc is not None and v.dmarc.result == "fail" and not arc_trusted:
+            if v.dmarc.disposition == "reject":
+                reply = (f"550-5.7.26 Unauthenticated email from {v.dmarc.from_domain} is not "
+                         "accepted due to domain's\r\n550 5.7.26 DMARC policy. - gsmtp")
+                self.ctx.truth.record("rejected", "gmail", message_id, rcpt, reply)
+                return reply
+            if v.dmarc.disposition == "quarantine":
+                folder = SPAM
+        elif v.dmarc is not None and v.dmarc.result == "fail":
+            # A trusted ARC chain (the forwarder vouched for it) overrides the
+            # policy, and Gmail reports what it did: dis=NONE.
+            v = dataclasses.replace(v, dmarc=dataclasses.replace(v.dmarc, disposition="none"))
+        if self.ctx.faults.on("spam"):
+            folder = SPAM
+        stamped = await asyncio.to_thread(self._stamp, raw, v, ip, helo, mail_from, rcpt)
+        if self.ctx.faults.on("imap-drop"):
+            self.store.drop_connections()
+        now = time.time()
+        stamped = prepend(
+            stamped,
+            f"X-Received: by 2002:a17:90b:3ec3:b0:{random_id(3, '0123456789abcdef')} with SMTP "
+            f"id {random_id(6, string.ascii_lowercase)}mr{secrets.randbelow(10**8)}"
+            f"ad.{secrets.randbelow(99)}.{int(now * 1000)};\r\n        {pacific_date(now)}")
+        stamped = prepend(stamped, f"Delivered-To: {rcpt}")
+        await self.store.append(self.address, folder, stamped)
+        self.ctx.truth.record("stored", "gmail", message_id, rcpt, folder)
+        return "250 2.0.0 OK " + str(int(now)) + " " + random_id(12) + " - gsmtp"
+
+    def _stamp(self, raw: bytes, v: Verdicts, ip: str, helo: str, mail_from: str,
+               rcpt: str) -> bytes:
+        now = time.time()
+        clauses = results_clauses(v, _arc_comment(raw))
+        ar = "Authentication-Results: mx.google.com;\r\n       " + ";\r\n       ".join(clauses)
+        spf_word = "neutral" if v.spf.result == "none" else v.spf.result
+        msg = prepend(
+            raw,
+            f"Return-Path: <{mail_from}>",
+            f"Received: from {helo} ({helo}. [{ip}])\r\n        by mx.google.com with ESMTPS id "
+            f"{gmail_id()}\r\n        for <{rcpt}>\r\n        (version=TLS1_3 "
+            f"cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n        {pacific_date(now)}",
+            f"Received-SPF: {spf_word} {_spf_comment(v)} client-ip={ip};",
+            ar,
+        )
+        arc = dkim.arc_sign(msg, b"arc-20240605", b"google.com",
+                            self.ctx.keys.google_arc.private_pem, b"mx.google.com",
+                            timestamp=int(now))
+        # dkimpy returns the set as AAR, AMS, AS; Gmail shows the seal on top.
+        return b"".join(crlf(h) for h in reversed(arc)) + msg
+
+    # -- sending ---------------------------------------------------------------
+
+    async def submit(self, raw: bytes, rcpts: list[str], helo: str, ip: str) -> str:
+        headers = BytesHeaderParser().parsebytes(raw)
+        from_values = [str(v) for v in headers.get_all("From") or []]
+        addresses = [a for _, a in getaddresses(from_values) if a]
+        from_addr = addresses[0].lower() if addresses else self.address
+        if from_addr != self.address and (from_addr not in self.send_as
+                                          or self.ctx.faults.on("sendas-unverified")):
+            # Not a verified Send-mail-as address: Gmail sends as the account.
+            raw = replace_header(raw, "From", self.address,
+                                 add=f"X-Google-Original-From: {from_values[0]}")
+        if not headers.get("Message-ID"):
+            raw = prepend(raw, f"Message-ID: {make_msgid(domain='mail.gmail.com')}")
+        if not headers.get("Date"):
+            raw = prepend(raw, f"Date: {formatdate(localtime=False)}")
+        now = time.time()
+        raw = prepend(raw, f"Received: from {helo} ([{ip}])\r\n        by smtp.gmail.com with "
+                           f"ESMTPSA id {gmail_id()}\r\n        (version=TLS1_3 "
+                           f"cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n        "
+                           f"{pacific_date(now)}")
+        sig = await asyncio.to_thread(dkim.sign, raw, b"20230601", b"gmail.com",
+                                      self.ctx.keys.gmail.private_pem,
+                                      include_headers=GMAIL_SIGNED,
+                                      canonicalize=(b"relaxed", b"relaxed"))
+        raw = crlf(sig) + raw
+        message_id = message_id_of(raw)
+        self.sent_ids.add(message_id)
+        await self.store.append(self.address, SENT, raw, flags=["\\Seen"])
+        self.ctx.truth.record("submitted", "gmail", message_id, ",".join(rcpts))
+        # Gmail's envelope sender is always the account (FACTS.md).
+        self.outbox.submit(self.address, rcpts, raw)
+        return f"250 2.0.0 OK  {int(now)} {gmail_id()} - gsmtp"
+
+
+class _MxHandler:
+    def __init__(self, gmail: Gmail) -> None:
+        self.gmail = gmail
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if self.gmail.ctx.faults.on("gmail-tempfail"):
+            return TEMPFAIL
+        if address.lower() != self.gmail.address:
+            return ("550-5.1.1 The email account that you tried to reach does not exist.\r\n"
+                    "550 5.1.1  https://support.google.com/mail/?p=NoSuchUser - gsmtp")
+        envelope.rcpt_tos.append(address.lower())
+        return "250 2.1.5 OK - gsmtp"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = crlf(bytes(envelope.original_content or b""))
+        try:
+            reply = ""
+            for rcpt in envelope.rcpt_tos:
+                reply = await self.gmail.receive(raw, ip=peer_ip(session),
+                                                 helo=session.host_name or "",
+                                                 mail_from=envelope.mail_from or "", rcpt=rcpt)
+            return reply
+        except Exception as exc:
+            self.gmail.ctx.failed(exc)
+            return "451 4.3.0 Temporary System Problem. Try again later. - gsmtp"
+
+
+class _SubmissionHandler:
+    def __init__(self, gmail: Gmail) -> None:
+        self.gmail = gmail
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> Any:
+        raw = crlf(bytes(envelope.original_content or b""))
+        try:
+            return await self.gmail.submit(raw, list(envelope.rcpt_tos),
+                                           session.host_name or "", peer_ip(session))
+        except Exception as exc:
+            self.gmail.ctx.failed(exc)
+            return "451 4.3.0 Temporary System Problem. Try again later. - gsmtp"

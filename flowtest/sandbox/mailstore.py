@@ -1,0 +1,178 @@
+"""An IMAP mail store: pymap's in-memory backend, embedded on a loopback port.
+
+pymap is built by hand rather than through ``IMAPService`` (which binds a
+fixed port and never says which). Gmail-like additions live here: SPECIAL-USE
+attributes (RFC 6154, which pymap lacks), app passwords accepted with or
+without spaces, refusing logins under a fault, and cutting connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from argparse import Namespace
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from proxyprotocol.reader import ProxyProtocolReader
+from pymap.backend.dict import Config as DictConfig
+from pymap.backend.dict import Identity, Login, Session
+from pymap.concurrent import Subsystem
+from pymap.exceptions import InvalidAuth
+from pymap.imap import IMAPServer
+from pymap.parsing.message import AppendMessage
+from pymap.parsing.specials.flag import Flag
+from pymap.user import Passwords, UserMetadata
+from pysasl.creds.plain import PlainCredentials
+from pysasl.hashing import BuiltinHash
+
+# pymap asks socket.getfqdn() for every greeting unless FQDN is set: a real
+# DNS lookup per connection, which the network guard would refuse.
+os.environ.setdefault("FQDN", "sandbox.invalid")
+
+
+class _Config(DictConfig):
+    def __init__(self, *args: Any, special_use: dict[str, bytes], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.special_use = special_use
+
+    @property
+    def login_capability(self) -> Sequence[bytes]:
+        return [*super().login_capability, b"SPECIAL-USE"]
+
+
+class _Session(Session):  # type: ignore[misc]
+    async def list_mailboxes(self, ref_name: str, filter_: str, subscribed: bool = False,
+                             selected: Any = None) -> Any:
+        entries, updates = await super().list_mailboxes(ref_name, filter_, subscribed, selected)
+        special = self.config.special_use
+        return [(name, delim, [*attrs, special[name]] if name in special else attrs)
+                for name, delim, attrs in entries], updates
+
+
+class _Identity(Identity):  # type: ignore[misc]
+    @asynccontextmanager
+    async def new_session(self) -> AsyncIterator[_Session]:
+        async with super().new_session() as s:
+            yield _Session(s.owner, s.config, s.mailbox_set, s.filter_set)
+
+
+class _Login(Login):  # type: ignore[misc]
+    def __init__(self, config: _Config, refuse: Callable[[], bool], strip_spaces: bool) -> None:
+        super().__init__(config)
+        self._refuse = refuse
+        self._strip_spaces = strip_spaces
+
+    async def authenticate(self, credentials: Any) -> _Identity:
+        if self._refuse():
+            raise InvalidAuth("[AUTHENTICATIONFAILED] Invalid credentials (Failure)")
+        if self._strip_spaces and isinstance(credentials, PlainCredentials):
+            credentials = PlainCredentials(credentials.authcid,
+                                           credentials.secret.replace(" ", ""),
+                                           credentials.authzid)
+        identity = await super().authenticate(credentials)
+        return _Identity(identity.name, self, None, identity.roles)
+
+    async def authorize(self, authenticated: Any, authzid: str) -> _Identity:
+        identity = await super().authorize(authenticated, authzid)
+        return _Identity(identity.name, self, None, identity.roles)
+
+
+class MailStore:
+    """One provider's IMAP service, implicit TLS on :attr:`port` of ``host``."""
+
+    def __init__(self, host: str, ssl_context: ssl.SSLContext, *,
+                 special_use: dict[str, bytes] | None = None,
+                 refuse_login: Callable[[], bool] = lambda: False,
+                 strip_spaces: bool = False) -> None:
+        self.host = host
+        self.port = 0
+        self._ssl = ssl_context
+        args = Namespace(passlib_cfg=None, proxy_protocol=None, debug=False)
+        self.config = _Config(
+            args, host=host, port=0, ssl_context=ssl_context, tls_enabled=False,
+            reject_dnsbl=False, invalid_user_sleep=0.0, demo_data=False,
+            demo_user="nobody", demo_password="nobody", hash_context=BuiltinHash(rounds=1000),
+            cpu_subsystem=Subsystem.for_asyncio(), special_use=special_use or {})
+        self.login = _Login(self.config, refuse_login, strip_spaces)
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self.connections_total = 0
+
+    async def start(self) -> None:
+        self.config.apply_context()
+        inner = ProxyProtocolReader(self.config.proxy_protocol).get_callback(
+            IMAPServer(self.login, self.config))
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._connections[task] = writer
+            self.connections_total += 1
+            try:
+                await inner(reader, writer)
+            finally:
+                self._connections.pop(task, None)
+
+        self._server = await asyncio.start_server(serve, self.host, 0, ssl=self._ssl)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def drop_connections(self) -> int:
+        """Cut every open connection, as a provider's restart or a network blip does."""
+        writers = list(self._connections.values())
+        for writer in writers:
+            writer.transport.abort()
+        return len(writers)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self.drop_connections()
+            tasks = list(self._connections)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    async def add_user(self, name: str, password: str, folders: Iterable[str] = ()) -> None:
+        hashed = await Passwords(self.config).hash_password(password)
+        await _Identity(name, self.login, None, frozenset()).set(
+            UserMetadata(self.config, name, password=hashed))
+        async with _Identity(name, self.login, None, frozenset()).new_session() as session:
+            for folder in folders:
+                await session.mailbox_set.add_mailbox(folder)
+
+    async def append(self, user: str, folder: str, raw: bytes, *,
+                     flags: Iterable[str] = (), when: datetime | None = None) -> int:
+        """Store a message as the provider's delivery agent does; returns its UID."""
+        async with _Identity(user, self.login, None, frozenset()).new_session() as session:
+            mailbox = await session.mailbox_set.get_mailbox(folder)
+            message = await mailbox.append(
+                AppendMessage(raw, when or datetime.now(UTC),
+                              frozenset(Flag(f.encode()) for f in flags)),
+                recent=True)
+            return int(message.uid)
+
+    async def folder_contents(self, user: str, folder: str) -> list[tuple[int, bytes, set[str]]]:
+        """(uid, raw message, flags) of every message: the sandbox's own view."""
+        async with _Identity(user, self.login, None, frozenset()).new_session() as session:
+            mailbox = await session.mailbox_set.get_mailbox(folder)
+            out = []
+            for uid in sorted(mailbox._messages):  # the dict backend keeps them here
+                msg = mailbox._messages[uid]
+                raw = bytes(msg._content)
+                out.append((uid, raw, {bytes(f).decode() for f in msg.permanent_flags}))
+            return out
+
+    async def folders(self, user: str) -> list[str]:
+        async with _Identity(user, self.login, None, frozenset()).new_session() as session:
+            tree = await session.mailbox_set.list_mailboxes()
+            return [entry.name for entry in tree.list() if entry.exists]

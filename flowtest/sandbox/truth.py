@@ -1,0 +1,63 @@
+"""Ground truth: what the world did with each message, and when.
+
+Times are ``time.time()`` of the sandbox process, the same clock flowtest's
+own measurements use when both run in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    kind: str        # submitted, accepted, rejected, relayed, deferred, stored, dropped, bounced
+    party: str       # external, cloudflare, gmail
+    message_id: str
+    rcpt: str = ""
+    detail: str = ""
+
+
+class Truth:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+        self._changed = threading.Condition(self._lock)
+
+    def record(self, kind: str, party: str, message_id: str, rcpt: str = "",
+               detail: str = "") -> Event:
+        event = Event(time.time(), kind, party, message_id, rcpt, detail)
+        with self._changed:
+            self._events.append(event)
+            self._changed.notify_all()
+        return event
+
+    def events(self, message_id: str | None = None, kind: str | None = None) -> list[Event]:
+        with self._lock:
+            return [e for e in self._events
+                    if (message_id is None or e.message_id == message_id)
+                    and (kind is None or e.kind == kind)]
+
+    def wait_for(self, message_id: str, kind: str, timeout: float) -> Event | None:
+        """Block until an event of this kind for this message is recorded."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for e in self._events:
+                    if e.message_id == message_id and e.kind == kind:
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()
