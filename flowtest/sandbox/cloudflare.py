@@ -131,15 +131,15 @@ class Cloudflare:
         message_id = message_id_of(raw)
         verdicts = await self.ctx.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo)
         if verdicts.spf.result != "pass" and not verdicts.dkim_pass:
-            reply = ("550 5.7.26 This mail has been blocked because the sender is "
-                     "unauthenticated: neither SPF nor DKIM passed")
-            self.ctx.truth.record("rejected", "cloudflare", message_id, "", reply)
-            return reply
+            refusal = ("550 5.7.26 This mail has been blocked because the sender is "
+                       "unauthenticated: neither SPF nor DKIM passed")
+            self.ctx.truth.record("rejected", "cloudflare", message_id, "", refusal)
+            return refusal
         if verdicts.dmarc and verdicts.dmarc.result == "fail" and verdicts.dmarc.policy == "reject":
-            reply = (f"550 5.7.1 Email rejected per DMARC policy for "
-                     f"{verdicts.dmarc.from_domain}")
-            self.ctx.truth.record("rejected", "cloudflare", message_id, "", reply)
-            return reply
+            refusal = (f"550 5.7.1 Email rejected per DMARC policy for "
+                       f"{verdicts.dmarc.from_domain}")
+            self.ctx.truth.record("rejected", "cloudflare", message_id, "", refusal)
+            return refusal
         first: Reply | None = None
         for rcpt in envelope.rcpt_tos:
             self.ctx.truth.record("accepted", "cloudflare", message_id, rcpt)

@@ -50,7 +50,7 @@ class External:
                                      require_starttls=True, authenticator=self._check_login)
         self.outbox = Outbox(ctx.relay(hosts.EXT_EGRESS, ctx.names.ext_egress),
                              party="external", truth=ctx.truth, bounce=self._bounce,
-                             retry_delays=ctx.retry_delays)
+                             retry_delays=ctx.retry_delays, delay_notice=True)
 
     async def start(self) -> None:
         await self.store.start()
@@ -70,9 +70,10 @@ class External:
             return "535 5.7.8 Authentication failed"
         return None
 
-    async def _bounce(self, mail_from: str, rcpt: str, data: bytes, reply: Reply) -> None:
+    async def _bounce(self, mail_from: str, rcpt: str, data: bytes, reply: Reply,
+                      final: bool) -> None:
         dsn = bounce_message(reporting_mta=self.ctx.names.ext_smtp, sender=self.address,
-                             rcpt=rcpt, original=data, reply=reply)
+                             rcpt=rcpt, original=data, reply=reply, final=final)
         await self.store.append(self.address, INBOX, dsn)
 
     async def submit(self, raw: bytes, mail_from: str, rcpts: list[str], helo: str,

@@ -20,7 +20,8 @@ CATALOGUE: dict[str, str] = {
     "dkim-missing": "the domain's cf2024-1._domainkey record is missing",
     "dmarc-reject": "the domain's DMARC policy is p=reject",
     "sendas-unverified": "the alias is not a verified Send-mail-as address in Gmail",
-    "bad-app-password": "Gmail refuses the app password (SMTP 535 5.7.8, IMAP AUTHENTICATIONFAILED)",
+    "bad-app-password": ("Gmail refuses the app password (SMTP 535 5.7.8, "
+                         "IMAP AUTHENTICATIONFAILED)"),
     "gmail-tempfail": "Gmail's MX answers 421 4.7.0 to Cloudflare, which passes it back",
     "body-modified": "Cloudflare alters the body after its checks (DKIM breaks, ARC holds)",
     "imap-drop": "Gmail IMAP cuts every open connection when new mail arrives",

@@ -164,9 +164,10 @@ class Gmail:
             return BAD_CREDENTIALS
         return None
 
-    async def _bounce(self, mail_from: str, rcpt: str, data: bytes, reply: Reply) -> None:
+    async def _bounce(self, mail_from: str, rcpt: str, data: bytes, reply: Reply,
+                      final: bool) -> None:
         dsn = bounce_message(reporting_mta="googlemail.com", sender=self.address, rcpt=rcpt,
-                             original=data, reply=reply)
+                             original=data, reply=reply, final=final)
         await self.store.append(self.address, INBOX, dsn)
 
     # -- receiving -------------------------------------------------------------

@@ -25,7 +25,9 @@ class SigningKey:
     @classmethod
     def generate(cls, bits: int = 2048) -> SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        # dkimpy wants PKCS#1 ("BEGIN RSA PRIVATE KEY").
+        pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
         der = key.public_key().public_bytes(serialization.Encoding.DER,
                                             serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -44,23 +44,23 @@ class _Config(DictConfig):
         return [*super().login_capability, b"SPECIAL-USE"]
 
 
-class _Session(Session):  # type: ignore[misc]
+class _Session(Session):
     async def list_mailboxes(self, ref_name: str, filter_: str, subscribed: bool = False,
                              selected: Any = None) -> Any:
         entries, updates = await super().list_mailboxes(ref_name, filter_, subscribed, selected)
-        special = self.config.special_use
+        special: dict[str, bytes] = getattr(self.config, "special_use", {})
         return [(name, delim, [*attrs, special[name]] if name in special else attrs)
                 for name, delim, attrs in entries], updates
 
 
-class _Identity(Identity):  # type: ignore[misc]
+class _Identity(Identity):
     @asynccontextmanager
     async def new_session(self) -> AsyncIterator[_Session]:
         async with super().new_session() as s:
             yield _Session(s.owner, s.config, s.mailbox_set, s.filter_set)
 
 
-class _Login(Login):  # type: ignore[misc]
+class _Login(Login):
     def __init__(self, config: _Config, refuse: Callable[[], bool], strip_spaces: bool) -> None:
         super().__init__(config)
         self._refuse = refuse
@@ -70,9 +70,9 @@ class _Login(Login):  # type: ignore[misc]
         if self._refuse():
             raise InvalidAuth("[AUTHENTICATIONFAILED] Invalid credentials (Failure)")
         if self._strip_spaces and isinstance(credentials, PlainCredentials):
-            credentials = PlainCredentials(credentials.authcid,
-                                           credentials.secret.replace(" ", ""),
-                                           credentials.authzid)
+            # pysasl keeps the secret in a private slot, with no getter.
+            secret = credentials._secret.replace(" ", "")
+            credentials = PlainCredentials(credentials.authcid, secret, credentials.authzid)
         identity = await super().authenticate(credentials)
         return _Identity(identity.name, self, None, identity.roles)
 
@@ -168,7 +168,7 @@ class MailStore:
             out = []
             for uid in sorted(mailbox._messages):  # the dict backend keeps them here
                 msg = mailbox._messages[uid]
-                raw = bytes(msg._content)
+                raw = bytes(msg._content or b"")
                 out.append((uid, raw, {bytes(f).decode() for f in msg.permanent_flags}))
             return out
 

@@ -24,7 +24,6 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from flowtest.sandbox.truth import Truth
 
 
-
 class _QuietLoginData(logging.Filter):
     # aiosmtpd warns about its own use of Session.login_data on every AUTH.
     def filter(self, record: logging.LogRecord) -> bool:
@@ -93,8 +92,9 @@ class SmtpServer:
         self._server.close()
         tasks = []
         for proto in self._protocols:
-            if proto.transport is not None:
-                proto.transport.abort()
+            transport = proto.transport
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
             task = getattr(proto, "_handler_coroutine", None)
             if task is not None and not task.done():
                 task.cancel()
@@ -129,6 +129,7 @@ def message_id_of(raw: bytes) -> str:
 class Reply:
     code: int
     text: str
+    host: str = ""  # the remote server that said it
 
     @property
     def ok(self) -> bool:
@@ -167,7 +168,7 @@ class Relay:
             names = [domain]  # implicit MX (RFC 5321 §5.1)
         except dns.resolver.NXDOMAIN:
             return []
-        out = []
+        out: list[tuple[str, str]] = []
         for name in names:
             try:
                 a = await self.resolver.resolve(name, "A", search=False)
@@ -191,6 +192,7 @@ class Relay:
                 last = Reply(451, f"4.4.1 connection to {name} [{address}] refused")
                 continue
             reply = await self._send_to(name, address, port, mail_from, rcpt, data)
+            reply = Reply(reply.code, reply.text, name)
             if reply.code < 400 or reply.code >= 500 or reply.code not in (421, 451, 452):
                 return reply
             last = reply
@@ -231,7 +233,7 @@ class Relay:
             sock.close()
 
 
-BounceSink = Callable[[str, str, bytes, Reply], Awaitable[None]]
+BounceSink = Callable[[str, str, bytes, Reply, bool], Awaitable[None]]  # ..., final
 
 
 class Outbox:
@@ -243,13 +245,16 @@ class Outbox:
 
     def __init__(self, relay: Relay, *, party: str, truth: Truth, bounce: BounceSink,
                  retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
-                 max_age_s: float = 120.0) -> None:
+                 max_age_s: float = 120.0, delay_notice: bool = False) -> None:
         self.relay = relay
         self.party = party
         self.truth = truth
         self.bounce = bounce
         self.retry_delays = retry_delays
         self.max_age_s = max_age_s
+        # Real providers warn the sender after hours of retrying; the sandbox
+        # warns after the first deferral so tests see it.
+        self.delay_notice = delay_notice
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
@@ -273,15 +278,17 @@ class Outbox:
                 return
             if not reply.transient:
                 self.truth.record("bounced", self.party, message_id, rcpt, str(reply))
-                await self.bounce(mail_from, rcpt, data, reply)
+                await self.bounce(mail_from, rcpt, data, reply, True)
                 return
             self.truth.record("deferred", self.party, message_id, rcpt, str(reply))
+            if attempt == 0 and self.delay_notice:
+                await self.bounce(mail_from, rcpt, data, reply, False)
             delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
             attempt += 1
             if time.monotonic() - started + delay > self.max_age_s:
                 self.truth.record("bounced", self.party, message_id, rcpt,
                                   f"gave up after {attempt} attempts: {reply}")
-                await self.bounce(mail_from, rcpt, data, reply)
+                await self.bounce(mail_from, rcpt, data, reply, True)
                 return
             await asyncio.sleep(delay)
 
@@ -293,8 +300,9 @@ class Outbox:
 
 
 def bounce_message(*, reporting_mta: str, sender: str, rcpt: str, original: bytes,
-                   reply: Reply) -> bytes:
-    """A delivery status notification (RFC 3464) carrying the original headers."""
+                   reply: Reply, final: bool = True) -> bytes:
+    """A delivery status notification (RFC 3464) carrying the original headers;
+    ``final=False`` makes it a delay warning (Action: delayed)."""
     head, _, _ = original.partition(b"\r\n\r\n")
     boundary = f"dsn-{uuid.uuid4().hex}"
     status = reply.text.split(" ", 1)[0] if reply.text[:1].isdigit() else (
@@ -302,7 +310,7 @@ def bounce_message(*, reporting_mta: str, sender: str, rcpt: str, original: byte
     text = (
         f"From: Mail Delivery Subsystem <mailer-daemon@{reporting_mta}>\r\n"
         f"To: {sender}\r\n"
-        f"Subject: Delivery Status Notification (Failure)\r\n"
+        f"Subject: Delivery Status Notification ({'Failure' if final else 'Delay'})\r\n"
         f"Date: {smtp_date()}\r\n"
         f"Message-ID: <{uuid.uuid4().hex}@{reporting_mta}>\r\n"
         f"Auto-Submitted: auto-replied\r\n"
@@ -310,14 +318,16 @@ def bounce_message(*, reporting_mta: str, sender: str, rcpt: str, original: byte
         f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
         f"\r\n--{boundary}\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
-        f"Your message wasn't delivered to {rcpt}.\r\n\r\n"
-        f"The response from the remote server was:\r\n{reply}\r\n"
+        + (f"Your message wasn't delivered to {rcpt}.\r\n\r\n" if final else
+           f"Delivery to {rcpt} is delayed; the server will keep trying.\r\n\r\n")
+        + f"The response from the remote server {reply.host} was:\r\n{reply}\r\n"
         f"\r\n--{boundary}\r\n"
         f"Content-Type: message/delivery-status\r\n\r\n"
         f"Reporting-MTA: dns; {reporting_mta}\r\n\r\n"
         f"Final-Recipient: rfc822; {rcpt}\r\n"
-        f"Action: failed\r\n"
-        f"Status: {status}\r\n"
+        f"Action: {'failed' if final else 'delayed'}\r\n"
+        + (f"Remote-MTA: dns; {reply.host}\r\n" if reply.host else "")
+        + f"Status: {status}\r\n"
         f"Diagnostic-Code: smtp; {reply}\r\n"
         f"\r\n--{boundary}\r\n"
         f"Content-Type: text/rfc822-headers\r\n\r\n"

@@ -106,6 +106,8 @@ class World:
             *hosts.CF_MX_HOSTS, *hosts.CF_LEGACY_MX_HOSTS, "mx.cloudflare.net",
             hosts.GMAIL_MX_NAME, hosts.GMAIL_SMTP_NAME, hosts.GMAIL_IMAP_NAME, "mx.google.com",
             self.names.ext_smtp, self.names.ext_mx, self.names.ext_imap, *hosts.ICLOUD_MX_HOSTS,
+            # IP identities too, so any plain client that connects by address verifies.
+            hosts.GMAIL_SMTP, hosts.GMAIL_IMAP, hosts.EXT_SMTP, hosts.EXT_IMAP,
         ])
         self.ca_file = authority.write_ca(self._workdir / "sandbox-ca.pem")
         self.dns = DnsServer(hosts.DNS, self._lookup)

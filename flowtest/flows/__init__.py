@@ -1,0 +1,1 @@
+"""The legs: net/ and mail/ combined into results."""

@@ -1,0 +1,55 @@
+"""Delivery status notifications (RFC 3464): what a bounce or delay warning says."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
+
+
+@dataclass(frozen=True)
+class Bounce:
+    final: bool          # Action: failed (True) or delayed (False)
+    status: str          # e.g. 5.1.1
+    diagnostic: str      # the remote server's reply, e.g. "550 5.1.1 Address does not exist"
+    remote_mta: str      # who said it, when the report names it
+
+    @property
+    def code(self) -> int | None:
+        m = re.match(r"\s*(\d{3})", self.diagnostic)
+        return int(m.group(1)) if m else None
+
+
+def parse(raw: bytes) -> Bounce | None:
+    try:
+        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+    except Exception:
+        return None
+    if msg.get_content_type() != "multipart/report":
+        return None
+    fields: dict[str, str] = {}
+    for part in msg.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        payload = part.get_payload()
+        text = ""
+        if isinstance(payload, list):  # the email package parses the groups as messages
+            text = "\n".join(str(p) for p in payload)
+        elif isinstance(payload, str):
+            text = payload
+        for line in text.splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip().lower() not in fields:
+                fields[name.strip().lower()] = value.strip()
+    if not fields:
+        return None
+    action = fields.get("action", "failed").lower()
+    diagnostic = fields.get("diagnostic-code", "")
+    if ";" in diagnostic:
+        diagnostic = diagnostic.split(";", 1)[1].strip()
+    remote = fields.get("remote-mta", "")
+    if ";" in remote:
+        remote = remote.split(";", 1)[1].strip()
+    return Bounce(final=action != "delayed", status=fields.get("status", ""),
+                  diagnostic=diagnostic, remote_mta=remote)

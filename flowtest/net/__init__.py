@@ -1,0 +1,1 @@
+"""The only code that opens sockets: SMTP submission, the IMAP watcher, DNS."""

@@ -1,0 +1,578 @@
+"""IMAP: one long-lived watcher per mailbox, shared by every waiting probe.
+
+The watcher IDLEs on INBOX, wakes on each push (or on a slow poll, because
+Gmail's IDLE occasionally misses one), and scans only the UIDs that are new
+since its last look, in INBOX and in the \\Junk folder. It fetches with
+BODY.PEEK and opens folders with EXAMINE, so it never sets \\Seen or any other
+flag. Cleanup moves only this run's probes, by UID, to \\Trash.
+
+Scanning new UIDs rather than searching per probe with X-GM-RAW keeps one
+code path for Gmail and every other provider, costs one FETCH per new message,
+and works on the sandbox too, so no part of it goes untested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+
+import aioimaplib
+
+from flowtest.config import Account, Timeouts, TlsSettings
+from flowtest.errors import AuthError, ProbeTimeout, TLSError, TransportError
+from flowtest.net.tls import client_context, describe
+from flowtest.secrets import normalize_app_password, redact
+
+log = logging.getLogger("flowtest.imap")
+
+TOKEN_HEADER = "X-Flowtest-Probe"
+# Gmail's signs of overload (FACTS.md): back off on each of them.
+THROTTLE_SIGNS = ("[THROTTLED]", "[OVERQUOTA]", "[UNAVAILABLE]", "Too many simultaneous")
+# Gmail drops IDLE after about 10 minutes; renew before that (FACTS.md).
+IDLE_RENEW_S = 540.0
+
+_LIST_RE = re.compile(rb'^\((?P<attrs>[^)]*)\)\s+(?:"(?P<delim>[^"]*)"|NIL)\s+(?P<name>.+)$')
+_UID_RE = re.compile(rb"UID (\d+)")
+_FLAGS_RE = re.compile(rb"FLAGS \(([^)]*)\)")
+
+
+class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
+    """aioimaplib over implicit TLS to an address, verifying the certificate
+    against the host *name* (aioimaplib itself only knows one host value)."""
+
+    def __init__(self, address: str, port: int, server_hostname: str,
+                 ssl_context: ssl.SSLContext | None, timeout: float,
+                 conn_lost_cb: Callable[[Exception | None], None]) -> None:
+        self._server_hostname = server_hostname
+        self._tls = ssl_context
+        super().__init__(address, port, None, timeout, conn_lost_cb, ssl_context)
+
+    def create_client(self, host: str, port: int, loop: asyncio.AbstractEventLoop | None,
+                      conn_lost_cb: Callable[[Exception | None], None] | None = None,
+                      ssl_context: ssl.SSLContext | None = None) -> None:
+        local_loop = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = aioimaplib.IMAP4ClientProtocol(local_loop, conn_lost_cb)
+        if self._tls is not None:
+            connect = local_loop.create_connection(lambda: self.protocol, host, port,
+                                                   ssl=self._tls,
+                                                   server_hostname=self._server_hostname)
+        else:
+            connect = local_loop.create_connection(lambda: self.protocol, host, port)
+        self._client_task = local_loop.create_task(connect)
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Folders found by SPECIAL-USE attribute, never by name (FACTS.md)."""
+
+    inbox: str = "INBOX"
+    junk: str | None = None
+    trash: str | None = None
+    sent: str | None = None
+    all: list[str] = field(default_factory=list)
+
+    def role(self, name: str) -> str:
+        if name == self.inbox:
+            return "inbox"
+        if name == self.junk:
+            return "spam"
+        return "other"
+
+
+def parse_list(lines: Iterable[bytes | bytearray]) -> Folders:
+    found: dict[str, str] = {}
+    names: list[str] = []
+    for line in lines:
+        m = _LIST_RE.match(bytes(line).strip())
+        if not m:
+            continue
+        raw_name = m.group("name").strip()
+        name = raw_name[1:-1].decode() if raw_name.startswith(b'"') else raw_name.decode()
+        attrs = {a.lower() for a in m.group("attrs").decode().split()}
+        if "\\noselect" in attrs:
+            continue
+        names.append(name)
+        for attr in ("\\junk", "\\trash", "\\sent"):
+            if attr in attrs and attr not in found:
+                found[attr] = name
+    if "\\junk" not in found:
+        # Servers without SPECIAL-USE: fall back to the usual names.
+        for name in names:
+            if name.rsplit("/", 1)[-1].lower() in ("spam", "junk", "junk e-mail", "bulk mail"):
+                found["\\junk"] = name
+                break
+    return Folders(junk=found.get("\\junk"), trash=found.get("\\trash"),
+                   sent=found.get("\\sent"), all=names)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fetch_items(lines: list[bytes | bytearray]) -> list[tuple[int, bytes, frozenset[str]]]:
+    """(uid, literal, flags) from an aioimaplib FETCH response."""
+    out: list[tuple[int, bytes, frozenset[str]]] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if isinstance(line, bytes) and b"FETCH" in line:
+            m = _UID_RE.search(line)
+            literal = b""
+            meta = line
+            if i + 1 < len(lines) and isinstance(lines[i + 1], bytearray):
+                literal = bytes(lines[i + 1])
+                if i + 2 < len(lines) and isinstance(lines[i + 2], bytes):
+                    meta += lines[i + 2]
+                i += 1
+            fm = _FLAGS_RE.search(meta)
+            flags = frozenset(fm.group(1).decode().split()) if fm else frozenset()
+            if m:
+                out.append((int(m.group(1)), literal, flags))
+        i += 1
+    return out
+
+
+class ImapSession:
+    """One authenticated IMAP connection with the few commands flowtest uses."""
+
+    def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
+                 app_password: bool = False) -> None:
+        self.account = account
+        self.tls = tls
+        self.timeouts = timeouts
+        self.app_password = app_password
+        self.client: _Client | None = None
+        self.lost = asyncio.Event()
+        self.capabilities: set[str] = set()
+        self.selected: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"IMAP {self.account.imap}"
+
+    async def __aenter__(self) -> ImapSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+
+    async def open(self) -> None:
+        ep = self.account.imap
+        if ep.tls != "implicit" and not self.tls.insecure:
+            raise TLSError(f"IMAP over {ep.tls} is not supported without --insecure; use port "
+                           "993 with implicit TLS", endpoint=self.name)
+        ctx = client_context(self.tls) if ep.tls == "implicit" else None
+        client = _Client(ep.connect_host, ep.port, ep.host, ctx, self.timeouts.command_s,
+                         self._lost)
+        self.client = client
+        try:
+            await asyncio.wait_for(client.wait_hello_from_server(), self.timeouts.connect_s)
+        except ssl.SSLError as exc:
+            await self.close()
+            raise TLSError(describe(exc), endpoint=self.name) from None
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            await self.close()
+            raise TransportError(f"cannot connect: {exc or 'timed out'}", endpoint=self.name,
+                                 transient=True) from None
+        password = self.account.password.reveal()
+        if self.app_password:
+            password = normalize_app_password(password)
+        try:
+            response = await client.login(self.account.username, password)
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            await self.close()
+            raise TransportError(f"login failed: {redact(str(exc))}", endpoint=self.name,
+                                 transient=True) from None
+        if response.result != "OK":
+            text = redact(b" ".join(bytes(x) for x in response.lines).decode(errors="replace"))
+            await self.close()
+            if any(sign in text for sign in THROTTLE_SIGNS):
+                raise TransportError(f"throttled: {text}", endpoint=self.name, transient=True)
+            raise AuthError(text, endpoint=self.name, account=self.account.username)
+        response = await client.protocol.capability()
+        self.capabilities = {c.upper() for c in client.protocol.capabilities}
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if client.has_pending_idle():
+                client.idle_done()  # LOGOUT is not allowed while IDLE is running
+            if client.protocol.state in ("AUTH", "SELECTED") and not self.lost.is_set():
+                await asyncio.wait_for(client.logout(), 1)
+        except (OSError, TimeoutError, aioimaplib.AioImapException, asyncio.CancelledError):
+            pass
+        finally:
+            transport = getattr(client.protocol, "transport", None)
+            if transport is not None:
+                transport.close()
+
+    def _client(self) -> _Client:
+        if self.client is None or self.lost.is_set():
+            raise TransportError("connection lost", endpoint=self.name, transient=True)
+        return self.client
+
+    def _check(self, response: aioimaplib.Response, what: str) -> aioimaplib.Response:
+        if response.result != "OK":
+            text = redact(b" ".join(bytes(x) for x in response.lines[-1:]).decode(
+                errors="replace"))
+            transient = any(sign in text for sign in THROTTLE_SIGNS) or response.result == "BYE"
+            raise TransportError(f"{what} failed: {response.result} {text}", endpoint=self.name,
+                                 transient=transient)
+        tail = bytes(response.lines[-1]) if response.lines else b""
+        if b"[THROTTLED]" in tail:
+            log.info("%s: server says THROTTLED after %s", self.name, what)
+        return response
+
+    async def folders(self) -> Folders:
+        response = self._check(await self._client().list('""', '"*"'), "LIST")
+        return parse_list(response.lines)
+
+    async def examine(self, folder: str) -> int:
+        """Open read-only; returns UIDNEXT (or 0 if the server did not say)."""
+        client = self._client()
+        response = self._check(await client.examine(_quote(folder)), f"EXAMINE {folder}")
+        # aioimaplib leaves its state at AUTH after EXAMINE and would then refuse
+        # SEARCH and FETCH on its own side; the server has selected the folder.
+        client.protocol.state = "SELECTED"
+        self.selected = folder
+        for line in response.lines:
+            m = re.search(rb"UIDNEXT (\d+)", bytes(line))
+            if m:
+                return int(m.group(1))
+        return 0
+
+    async def select(self, folder: str) -> None:
+        self._check(await self._client().select(_quote(folder)), f"SELECT {folder}")
+        self.selected = folder
+
+    async def noop(self) -> None:
+        self._check(await self._client().noop(), "NOOP")
+
+    async def uids_after(self, last: int) -> list[int]:
+        # Gmail and pymap give stale SEARCH results until NOOP (FACTS.md, LIBRARY-NOTES.md).
+        await self.noop()
+        response = self._check(
+            await self._client().uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
+        uids: list[int] = []
+        for line in response.lines[:-1]:  # the last line is the tagged completion
+            words = bytes(line).split()
+            # aioimaplib strips the "SEARCH" keyword of the untagged reply; accept both.
+            if words and words[0].upper() == b"SEARCH":
+                words = words[1:]
+            if words and all(w.isdigit() for w in words):
+                uids.extend(int(w) for w in words)
+        return sorted(u for u in uids if u > last)  # "n:*" always matches the last message
+
+    async def fetch_headers(self, uids: list[int], fields: tuple[str, ...]
+                            ) -> list[tuple[int, bytes, frozenset[str]]]:
+        if not uids:
+            return []
+        items = " ".join(f.upper() for f in fields)
+        response = self._check(
+            await self._client().uid("fetch", ",".join(map(str, uids)),
+                                     f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({items})])"),
+            "UID FETCH")
+        return _fetch_items(response.lines)
+
+    async def fetch_raw(self, uid: int) -> tuple[bytes, frozenset[str]]:
+        response = self._check(
+            await self._client().uid("fetch", str(uid), "(UID FLAGS BODY.PEEK[])"), "UID FETCH")
+        for got_uid, literal, flags in _fetch_items(response.lines):
+            if got_uid == uid:
+                return literal, flags
+        raise TransportError(f"message UID {uid} vanished", endpoint=self.name)
+
+    async def move(self, uids: list[int], destination: str) -> None:
+        """Move by UID only (never a blanket EXPUNGE)."""
+        if not uids:
+            return
+        uid_set = ",".join(map(str, uids))
+        client = self._client()
+        if "MOVE" in self.capabilities:
+            self._check(await client.uid("move", uid_set, _quote(destination)), "UID MOVE")
+            return
+        if "UIDPLUS" not in self.capabilities:
+            raise TransportError("server has neither MOVE nor UIDPLUS: cannot remove only the "
+                                 "probes, so cleanup is skipped", endpoint=self.name)
+        self._check(await client.uid("copy", uid_set, _quote(destination)), "UID COPY")
+        self._check(await client.uid("store", uid_set, "+FLAGS.SILENT (\\Deleted)"),
+                    "UID STORE")
+        self._check(await client.uid("expunge", uid_set), "UID EXPUNGE")
+
+    async def idle(self, wake: asyncio.Event, timeout: float) -> bool:
+        """IDLE until a push, ``wake`` or ``timeout``; True if the server pushed."""
+        client = self._client()
+        if "IDLE" not in self.capabilities:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+            return False
+        idle_task = await client.idle_start(timeout=IDLE_RENEW_S)
+        push = asyncio.ensure_future(client.wait_server_push(timeout=timeout + 1))
+        woken = asyncio.ensure_future(wake.wait())
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            done, _ = await asyncio.wait({push, woken, lost}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (push, woken, lost):
+                task.cancel()
+            await asyncio.gather(push, woken, lost, return_exceptions=True)
+        if lost in done or self.lost.is_set():
+            idle_task.cancel()
+            await asyncio.gather(idle_task, return_exceptions=True)
+            raise TransportError("connection lost during IDLE", endpoint=self.name,
+                                 transient=True)
+        pushed = push in done and not push.cancelled() and push.exception() is None
+        client.idle_done()
+        try:
+            await asyncio.wait_for(idle_task, self.timeouts.command_s)
+        except (TimeoutError, aioimaplib.AioImapException) as exc:
+            raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
+                                 transient=True) from None
+        return pushed
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A probe as found in a mailbox."""
+
+    token: str
+    folder: str
+    role: str               # inbox, spam, other
+    uid: int
+    raw: bytes
+    flags: frozenset[str]
+    seen_at: float          # time.time() when the watcher saw it
+    bounce: bool = False    # a delivery status notification about the probe
+
+
+class Watcher:
+    """Watches one mailbox for probes whose token starts with ``prefix``."""
+
+    def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
+                 prefix: str, poll_s: float = 5.0, app_password: bool = False,
+                 bounces: bool = False, reconnect_max_s: float = 30.0) -> None:
+        self.account = account
+        self.tls = tls
+        self.timeouts = timeouts
+        self.prefix = prefix
+        self.poll_s = poll_s
+        self.app_password = app_password
+        self.bounces = bounces
+        self.reconnect_max_s = reconnect_max_s
+        self.folders = Folders()
+        self.connections = 0          # how many times it connected (for tests and benches)
+        self.reconnects = 0
+        self._arrivals: dict[str, list[Arrival]] = {}
+        # token -> (arrivals needed, future); resolved with the arrival that makes the count
+        self._waiters: dict[str, list[tuple[int, asyncio.Future[Arrival]]]] = {}
+        self._last_uid: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._fatal: BaseException | None = None
+        self._session: ImapSession | None = None
+        self._stopping = False
+
+    @property
+    def name(self) -> str:
+        return f"IMAP {self.account.imap}"
+
+    async def __aenter__(self) -> Watcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect, note where each folder ends now, and start watching."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        ready = asyncio.ensure_future(self._ready.wait())
+        try:
+            await asyncio.wait({ready, self._task}, timeout=self.timeouts.connect_s * 2,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if self._fatal is not None:
+            await self.stop()
+            raise self._fatal
+        if not self._ready.is_set():
+            await self.stop()
+            raise TransportError("could not start watching in time", endpoint=self.name,
+                                 transient=True)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def arrivals(self, token: str) -> list[Arrival]:
+        return list(self._arrivals.get(token, []))
+
+    async def wait(self, token: str, timeout: float, *, nth: int = 1) -> Arrival:
+        """The ``nth`` arrival of ``token``; raises :class:`ProbeTimeout`."""
+        if self._fatal is not None:
+            raise self._fatal
+        found = self._arrivals.get(token, [])
+        if len(found) >= nth:
+            return found[nth - 1]
+        future: asyncio.Future[Arrival] = asyncio.get_running_loop().create_future()
+        entry = (nth, future)
+        self._waiters.setdefault(token, []).append(entry)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise ProbeTimeout(token, timeout) from None
+        finally:
+            waiters = self._waiters.get(token, [])
+            if entry in waiters:
+                waiters.remove(entry)
+
+    def poke(self) -> None:
+        """Look now rather than at the next push or poll."""
+        self._wake.set()
+
+    # -- the loop ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            session = ImapSession(self.account, tls=self.tls, timeouts=self.timeouts,
+                                  app_password=self.app_password)
+            try:
+                await session.open()
+                self._session = session
+                self.connections += 1
+                self.folders = await session.folders()
+                await self._baseline(session)
+                self._ready.set()
+                backoff = 0.2
+                while not self._stopping:
+                    await self._scan_all(session)
+                    self._wake.clear()
+                    await session.examine(self.folders.inbox)
+                    await session.idle(self._wake, self.poll_s)
+            except asyncio.CancelledError:
+                raise
+            except (AuthError, TLSError) as exc:
+                self._fail_all(exc)
+                return
+            except (TransportError, OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+                if self._stopping:
+                    return
+                self.reconnects += 1
+                log.info("%s: %s; reconnecting in %.1f s", self.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+            finally:
+                self._session = None
+                await session.close()
+
+    def _watched(self) -> list[str]:
+        junk = [self.folders.junk] if self.folders.junk else []
+        return [self.folders.inbox, *junk]
+
+    async def _baseline(self, session: ImapSession) -> None:
+        for folder in self._watched():
+            if folder in self._last_uid:
+                continue  # a reconnect: keep scanning from where we were
+            uidnext = await session.examine(folder)
+            if uidnext:
+                self._last_uid[folder] = uidnext - 1
+            else:
+                uids = await session.uids_after(0)
+                self._last_uid[folder] = max(uids, default=0)
+
+    async def _scan_all(self, session: ImapSession) -> None:
+        # INBOX is already selected after IDLE: scan it first, it matters most.
+        for folder in sorted(self._watched(), key=lambda f: f != session.selected):
+            if session.selected != folder:
+                await session.examine(folder)
+            await self._scan(session, folder)
+
+    async def _scan(self, session: ImapSession, folder: str) -> None:
+        last = self._last_uid.get(folder, 0)
+        uids = await session.uids_after(last)
+        if not uids:
+            return
+        seen_at = time.time()
+        fields = (TOKEN_HEADER, "Content-Type") if self.bounces else (TOKEN_HEADER,)
+        for uid, header, _flags in await session.fetch_headers(uids, fields):
+            parsed = BytesHeaderParser().parsebytes(header)
+            token = str(parsed.get(TOKEN_HEADER, "")).strip()
+            if token.startswith(self.prefix):
+                raw, flags = await session.fetch_raw(uid)
+                self._arrived(Arrival(token, folder, self.folders.role(folder), uid, raw, flags,
+                                      seen_at))
+            elif self.bounces and "multipart/report" in str(parsed.get("Content-Type", "")):
+                raw, flags = await session.fetch_raw(uid)
+                for token in set(re.findall(
+                        rb"X-Flowtest-Probe:\s*(" + re.escape(self.prefix.encode()) + rb"\S+)",
+                        raw, re.IGNORECASE)):
+                    self._arrived(Arrival(token.decode(), folder, self.folders.role(folder),
+                                          uid, raw, flags, seen_at, bounce=True))
+        self._last_uid[folder] = max(uids)
+
+    def _arrived(self, arrival: Arrival) -> None:
+        got = self._arrivals.setdefault(arrival.token, [])
+        got.append(arrival)
+        for nth, future in self._waiters.get(arrival.token, []):
+            if nth == len(got) and not future.done():
+                future.set_result(arrival)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        self._fatal = exc
+        self._ready.set()
+        for waiters in self._waiters.values():
+            for _, future in waiters:
+                if not future.done():
+                    future.set_exception(exc)
+        self._waiters.clear()
+
+
+async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettings,
+                timeouts: Timeouts, app_password: bool = False) -> int:
+    """Move exactly these messages to the \\Trash folder; returns how many.
+
+    On Gmail, moving to Trash removes every label; deleting from INBOX would
+    only remove the Inbox label (FACTS.md).
+    """
+    by_folder: dict[str, list[int]] = {}
+    for arrival in arrivals:
+        by_folder.setdefault(arrival.folder, []).append(arrival.uid)
+    if not by_folder:
+        return 0
+    moved = 0
+    async with ImapSession(account, tls=tls, timeouts=timeouts,
+                           app_password=app_password) as session:
+        folders = await session.folders()
+        if folders.trash is None:
+            raise TransportError("no \\Trash folder found; probes were left in place",
+                                 endpoint=session.name)
+        for folder, uids in by_folder.items():
+            if folder == folders.trash:
+                continue
+            await session.select(folder)
+            await session.move(sorted(set(uids)), folders.trash)
+            moved += len(set(uids))
+    return moved

@@ -1,0 +1,198 @@
+"""SMTP submission: STARTTLS or implicit TLS, verified certificates, AUTH,
+one session reused for many probes, retries on transient errors only, and a
+timing for every step."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import aiosmtplib
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from flowtest.config import Account, Endpoint, Timeouts, TlsSettings
+from flowtest.errors import AuthError, TLSError, TransportError
+from flowtest.net.tls import client_context, describe
+from flowtest.secrets import normalize_app_password, redact
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the submission server said, and when."""
+
+    response: str
+    accepted_at: float              # time.time() when the 250 to DATA arrived
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransportError) and exc.transient
+
+
+class Submission:
+    """``async with Submission(account, ...) as s: await s.send(...)``."""
+
+    def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
+                 local_hostname: str = "flowtest.localdomain", attempts: int = 3,
+                 app_password: bool = False) -> None:
+        self.account = account
+        self.endpoint: Endpoint = account.smtp
+        self.tls = tls
+        self.timeouts = timeouts
+        self.local_hostname = local_hostname
+        self.attempts = attempts
+        self.app_password = app_password
+        self._client: aiosmtplib.SMTP | None = None
+        self.session_timings: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"SMTP {self.endpoint}"
+
+    async def __aenter__(self) -> Submission:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        ep = self.endpoint
+        if ep.tls == "plain" and not self.tls.insecure:
+            raise TLSError("refusing a plaintext SMTP connection (use --insecure to allow it)",
+                           endpoint=self.name)
+        ctx = client_context(self.tls)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in ep.connect_host else socket.AF_INET,
+                                 socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(sock, (ep.connect_host, ep.port)),
+                                       self.timeouts.connect_s)
+            except BaseException:
+                sock.close()
+                raise
+        except (OSError, TimeoutError) as exc:
+            raise TransportError(f"cannot connect: {exc or 'timed out'}", endpoint=self.name,
+                                 transient=True) from None
+        timings["tcp"] = time.perf_counter() - t0
+        client = aiosmtplib.SMTP(sock=sock, hostname=ep.host,
+                                 local_hostname=self.local_hostname, tls_context=ctx,
+                                 use_tls=ep.tls == "implicit", start_tls=False,
+                                 timeout=self.timeouts.command_s)
+        self._client = client
+        try:
+            t = time.perf_counter()
+            await client.connect()
+            timings["greeting"] = time.perf_counter() - t
+            t = time.perf_counter()
+            await client.ehlo()
+            timings["ehlo"] = time.perf_counter() - t
+            if ep.tls == "starttls":
+                if not client.supports_extension("starttls"):
+                    raise TLSError("server does not offer STARTTLS (stripped or misconfigured)",
+                                   endpoint=self.name)
+                t = time.perf_counter()
+                await client.starttls()
+                await client.ehlo()  # capabilities change after STARTTLS (RFC 3207 §4.2)
+                timings["starttls"] = time.perf_counter() - t
+            t = time.perf_counter()
+            password = self.account.password.reveal()
+            if self.app_password:
+                password = normalize_app_password(password)
+            await client.login(self.account.username, password)
+            timings["auth"] = time.perf_counter() - t
+        except ssl.SSLError as exc:
+            await self.close()
+            raise TLSError(describe(exc), endpoint=self.name) from None
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await self.close()
+            raise AuthError(redact(exc.message.replace("\n", " ")), endpoint=self.name,
+                            account=self.account.username, code=exc.code) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            await self.close()
+            raise TransportError(f"{exc.code} {redact(exc.message)}", endpoint=self.name,
+                                 code=exc.code, transient=400 <= exc.code < 500) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self.close()
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise TLSError(describe(exc.__cause__), endpoint=self.name) from None
+            raise TransportError(f"connection failed: {redact(str(exc))}", endpoint=self.name,
+                                 transient=True) from None
+        self.session_timings = timings
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                await asyncio.wait_for(client.quit(), 5)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+
+    async def send(self, message: bytes, *, mail_from: str, rcpts: list[str]) -> Receipt:
+        """Submit one message; reconnects and retries on transient errors only."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self._lock:
+                    return await self._send_once(message, mail_from, rcpts)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, message: bytes, mail_from: str, rcpts: list[str]) -> Receipt:
+        fresh = self._client is None or not self._client.is_connected
+        if fresh:
+            await self.connect()
+        client = self._client
+        assert client is not None
+        timings: dict[str, float] = dict(self.session_timings) if fresh else {}
+        try:
+            t = time.perf_counter()
+            await client.mail(mail_from)
+            timings["mail"] = time.perf_counter() - t
+            for rcpt in rcpts:
+                t = time.perf_counter()
+                await client.rcpt(rcpt)
+                timings["rcpt"] = timings.get("rcpt", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            response = await client.data(message)
+            timings["data"] = time.perf_counter() - t
+            accepted_at = time.time()
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset()
+            raise TransportError(f"{exc.code} {redact(exc.message)}", endpoint=self.name,
+                                 code=exc.code, transient=400 <= exc.code < 500) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self.close()
+            raise TransportError(f"connection lost: {redact(str(exc))}", endpoint=self.name,
+                                 transient=True) from None
+        return Receipt(f"{response.code} {response.message}", accepted_at, timings)
+
+    async def _reset(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self.close()
