@@ -1,2 +1,302 @@
-def main() -> int:
-    return 0
+"""flowtest's command line: demo | run | sandbox | init.
+
+Exit codes: 0 every check passed (warnings included), 1 a check failed or could
+not be made, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flowtest import __version__
+from flowtest.errors import ConfigError, FlowtestError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="flowtest",
+        description="Prove a personal domain's mail works end to end: Cloudflare Email "
+                    "Routing in, Gmail send-as out. With no live config, everything runs "
+                    "against the embedded sandbox.",
+        epilog="Exit codes: 0 all checks passed (warnings allowed), 1 a check failed or "
+               "could not be made, 2 usage or configuration error.")
+    p.add_argument("--version", action="version", version=f"flowtest {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks and protocol logs (secrets stay redacted)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def run_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--json", metavar="PATH", type=Path,
+                        help="write the JSON report (docs/report.schema.json) to PATH")
+        sp.add_argument("--keep", action="store_true",
+                        help="leave the probes in the mailboxes (default: move them to Trash)")
+        sp.add_argument("--timeout", metavar="S", type=float,
+                        help="seconds to wait for each probe (default: timeouts.delivery_s)")
+
+    demo = sub.add_parser("demo", help="run the inbound check against the sandbox",
+                          description="Start the sandbox world, probe every alias, and show "
+                                      "what arrived. --fault shows what a broken setup "
+                                      "looks like.")
+    demo.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[],
+                      help="break the sandbox on purpose (repeatable); "
+                           "`flowtest sandbox --list-faults` lists them")
+    demo.add_argument("--aliases", metavar="N", type=int, default=3,
+                      help="how many aliases the sandbox routes (default 3, at most 200)")
+    run_options(demo)
+
+    run = sub.add_parser("run", help="run the inbound check with a config file",
+                         description="Probe every alias of the config, live or sandbox.")
+    run.add_argument("--config", "-c", metavar="FILE", type=Path, default=Path("flowtest.toml"),
+                     help="the config file (default: ./flowtest.toml)")
+    run.add_argument("--insecure", action="store_true",
+                     help="accept plaintext and unverified TLS (loudly marked in all output)")
+    run_options(run)
+
+    sb = sub.add_parser("sandbox", help="run the sandbox world in the foreground",
+                        description="Run the sandbox until Ctrl-C, print its endpoints and "
+                                    "accounts, and optionally write a config for it.")
+    sb.add_argument("--write-config", metavar="PATH", type=Path,
+                    help="write a flowtest.toml for this world (secrets in files beside it)")
+    sb.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[],
+                    help="start with this fault (repeatable)")
+    sb.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    sb.add_argument("--for", dest="duration", metavar="S", type=float,
+                    help="stop by itself after S seconds")
+
+    init = sub.add_parser("init", help="write a commented flowtest.toml template",
+                          description="Write a commented config template to fill in.")
+    init.add_argument("--path", metavar="FILE", type=Path, default=Path("flowtest.toml"),
+                      help="where to write it (default: ./flowtest.toml)")
+    init.add_argument("--domain", default="example.me", help="your domain")
+    init.add_argument("--alias", dest="aliases", metavar="NAME", action="append",
+                      help="an alias to test (repeatable)")
+    init.add_argument("--gmail", default="you@gmail.com", help="the Gmail address")
+    init.add_argument("--probe", default="probe@fastmail.com",
+                      help="the probe account's address (another provider)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    return p
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _exit_for(verdict: str) -> int:
+    return EXIT_OK if verdict in ("pass", "warn") else EXIT_FAIL
+
+
+async def _run_inbound(config: Any, args: argparse.Namespace, *, poll_s: float,
+                       settle_s: float) -> tuple[list[Any], float, float, str]:
+    from rich.status import Status
+
+    from flowtest.flows import inbound
+    from flowtest.mail.probe import new_run_id
+
+    err = _console(stderr=True)
+    total = len(config.aliases)
+    state = {"sent": 0, "done": 0}
+    status = Status(f"Probing {total} alias(es)…", console=err)
+
+    def progress(event: str, alias: str, detail: str) -> None:
+        if event == "sent":
+            state["sent"] += 1
+        elif event == "judged":
+            state["done"] += 1
+            err.log(f"{alias}: {detail}")
+        elif event in ("bounce", "delayed", "send-failed", "cleanup-failed"):
+            err.log(f"{alias}: {event}: {detail}")
+        status.update(f"sent {state['sent']}/{total}, judged {state['done']}/{total}, "
+                      "waiting for the forwarded copies…")
+
+    run_id = new_run_id()
+    started = time.time()
+    with status:
+        results = await inbound.run(config, run_id=run_id, progress=progress,
+                                    options=inbound.Options(poll_s=poll_s, settle_s=settle_s))
+    return results, started, time.time(), run_id
+
+
+def _finish(config: Any, results: list[Any], started: float, finished: float, run_id: str,
+            args: argparse.Namespace, title: str) -> int:
+    from flowtest.report import json_report, table
+
+    report = json_report.build(target=config.target, started_at=started, finished_at=finished,
+                               probes=results, insecure=config.tls.insecure, run_id=run_id)
+    out = _console()
+    if config.tls.insecure:
+        out.print("[bold red]INSECURE: TLS verification is off for this run.[/]")
+    table.render(out, results, title=title)
+    out.print(f"verdict: [bold]{report['verdict'].upper()}[/]")
+    if args.json:
+        json_report.write(report, args.json)
+        out.print(f"JSON report: {args.json}")
+    return _exit_for(report["verdict"])
+
+
+def _with_overrides(config: Any, args: argparse.Namespace) -> Any:
+    import dataclasses
+    changes: dict[str, Any] = {}
+    if getattr(args, "keep", False):
+        changes["cleanup"] = "keep"
+    if getattr(args, "timeout", None):
+        if args.timeout <= 0:
+            raise ConfigError("must be greater than 0", key="--timeout")
+        changes["timeouts"] = dataclasses.replace(config.timeouts, delivery_s=args.timeout)
+    if getattr(args, "insecure", False):
+        changes["tls"] = dataclasses.replace(config.tls, insecure=True)
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flowtest import guard
+    from flowtest.sandbox import World
+    from flowtest.sandbox.faults import parse as parse_fault
+
+    for spec in args.fault:
+        parse_fault(spec)
+    if not 1 <= args.aliases <= 200:
+        raise ConfigError("must be between 1 and 200 (Cloudflare's rule limit)", key="--aliases")
+    names = ["hello", "shop", "billing"] + [f"alias{i:03d}" for i in range(3, args.aliases)]
+    err = _console(stderr=True)
+    with guard.guarded():
+        err.log("Starting the sandbox world (Cloudflare, Gmail, an external provider, DNS)…")
+        with World(aliases=names[:args.aliases], faults=args.fault) as world:
+            config = _with_overrides(world.config(), args)
+            results, started, finished, run_id = asyncio.run(
+                _run_inbound(config, args, poll_s=1.0, settle_s=0.5))
+            world.check_errors()
+    title = "flowtest demo (sandbox)" + (f" — faults: {', '.join(args.fault)}"
+                                        if args.fault else "")
+    return _finish(config, results, started, finished, run_id, args, title)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flowtest import config as cfg
+    from flowtest import guard
+    from flowtest.flows.inbound import same_account_problem
+
+    config = _with_overrides(cfg.load(args.config), args)
+    problem = same_account_problem(config)
+    if problem:
+        raise ConfigError(problem, file=args.config, key="probe.address")
+    if config.target == "sandbox":
+        guard.enable()
+    results, started, finished, run_id = asyncio.run(
+        _run_inbound(config, args, poll_s=1.0 if config.target == "sandbox" else 10.0,
+                     settle_s=0.5 if config.target == "sandbox" else 3.0))
+    return _finish(config, results, started, finished, run_id, args,
+                   f"flowtest run ({config.target}: {config.domain})")
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from flowtest import guard
+    from flowtest.sandbox import FAULTS, World
+    from flowtest.sandbox.faults import parse as parse_fault
+
+    out = _console()
+    if args.list_faults:
+        for name, what in FAULTS.items():
+            out.print(f"[bold]{name:18}[/] {what}")
+        return EXIT_OK
+    for spec in args.fault:
+        parse_fault(spec)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    try:
+        with guard.guarded(), World(faults=args.fault) as world:
+            config = world.config()
+            out.print("[bold]flowtest sandbox[/] is running. Ctrl-C stops it.")
+            for name, account in (("Gmail", config.gmail), ("probe account", config.probe)):
+                out.print(f"  {name}: {account.address}  (password: {account.password.ref})")
+                out.print(f"    SMTP {account.smtp.host}:{account.smtp.port} "
+                          f"[{account.smtp.tls}] at {account.smtp.address}")
+                out.print(f"    IMAP {account.imap.host}:{account.imap.port} "
+                          f"[{account.imap.tls}] at {account.imap.address}")
+            ns = ", ".join(f"{h}:{p}" for h, p in config.dns.nameservers)
+            out.print(f"  DNS {ns} (UDP and TCP); CA {config.tls.ca_file}")
+            out.print(f"  aliases: {', '.join(a.address for a in config.aliases)}")
+            if args.fault:
+                out.print(f"  faults: {', '.join(args.fault)}")
+            if args.write_config:
+                path = world.write_config(args.write_config)
+                out.print(f"  config written to {path} (valid while this sandbox runs)")
+            sys.stdout.flush()
+            stop.wait(args.duration)
+            out.print("stopping…")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    out.print("sandbox stopped")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from flowtest import config as cfg
+
+    path: Path = args.path
+    if path.exists() and not args.force:
+        raise ConfigError("already exists; use --force to overwrite it", file=path)
+    aliases = tuple(args.aliases or ["hello"])
+    probe_domain = args.probe.rpartition("@")[2]
+    text = cfg.template(domain=args.domain, aliases=aliases, gmail=args.gmail,
+                        probe=args.probe, probe_smtp=f"smtp.{probe_domain}",
+                        probe_imap=f"imap.{probe_domain}")
+    path.write_text(text, encoding="utf-8")
+    _console().print(f"wrote {path}; fill in the accounts, then run `flowtest run -c {path}`")
+    return EXIT_OK
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sandbox": cmd_sandbox, "init": cmd_init}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.debug:
+        from flowtest.secrets import redact
+
+        class _Redact(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                record.msg = redact(record.getMessage())
+                record.args = ()
+                return True
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_Redact())
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"flowtest: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FlowtestError as exc:
+        from flowtest.secrets import redact
+        if args.debug:
+            import traceback
+            print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
+        print(f"flowtest: error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("flowtest: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -217,7 +217,7 @@ class ImapSession:
         finally:
             transport = getattr(client.protocol, "transport", None)
             if transport is not None:
-                transport.close()
+                transport.abort()  # release the socket now (see net/smtp.py close())
 
     def _client(self) -> _Client:
         if self.client is None or self.lost.is_set():

@@ -139,11 +139,17 @@ class Submission:
         client, self._client = self._client, None
         if client is None:
             return
+        transport = client.transport
         try:
             if client.is_connected:
                 await asyncio.wait_for(client.quit(), 5)
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             client.close()
+        finally:
+            # Closing a TLS transport starts an asynchronous TLS shutdown that a
+            # finishing event loop never completes; abort releases the socket now.
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
 
     async def send(self, message: bytes, *, mail_from: str, rcpts: list[str]) -> Receipt:
         """Submit one message; reconnects and retries on transient errors only."""

@@ -104,20 +104,23 @@ class MailStore:
 
     async def start(self) -> None:
         self.config.apply_context()
-        inner = ProxyProtocolReader(self.config.proxy_protocol).get_callback(
-            IMAPServer(self.login, self.config))
+        imap = IMAPServer(self.login, self.config)
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        sock_info: Any) -> None:
+            # The PROXY-protocol reader runs this as a task of its own: track it
+            # here so connections can be cut and stop() can wait for them.
             task = asyncio.current_task()
             assert task is not None
             self._connections[task] = writer
             self.connections_total += 1
             try:
-                await inner(reader, writer)
+                await imap(reader, writer, sock_info)
             finally:
                 self._connections.pop(task, None)
 
-        self._server = await asyncio.start_server(serve, self.host, 0, ssl=self._ssl)
+        callback = ProxyProtocolReader(self.config.proxy_protocol).get_callback(serve)
+        self._server = await asyncio.start_server(callback, self.host, 0, ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property

@@ -186,7 +186,11 @@ class Relay:
         if not hosts:
             return Reply(550, f"5.1.2 no mail exchanger for {domain}")
         last = Reply(451, f"4.4.1 no MX of {domain} answered")
+        tried: set[str] = set()
         for name, address in hosts:
+            if address in tried:  # several MX names on one host: one attempt is enough
+                continue
+            tried.add(address)
             port = self.ports.get(address)
             if port is None:
                 last = Reply(451, f"4.4.1 connection to {name} [{address}] refused")
@@ -209,10 +213,15 @@ class Relay:
         except (OSError, TimeoutError) as exc:
             sock.close()
             return Reply(451, f"4.4.1 connection to {name} [{address}] failed: {exc}")
+        except BaseException:  # cancelled while connecting (the world is stopping)
+            sock.close()
+            raise
         client = aiosmtplib.SMTP(sock=sock, hostname=name, local_hostname=self.helo,
                                  tls_context=self.tls, start_tls=True, timeout=30)
+        transport: asyncio.BaseTransport | None = None
         try:
             await client.connect()
+            transport = client.transport
             errors, response = await client.sendmail(mail_from, [rcpt], data)
             if errors:
                 code, text = next(iter(errors.values()))
@@ -226,11 +235,15 @@ class Relay:
         except (aiosmtplib.SMTPException, OSError) as exc:
             return Reply(451, f"4.4.2 connection to {name} lost: {exc}")
         finally:
+            transport = client.transport or transport
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
-            sock.close()
+            finally:  # also when cancelled during QUIT
+                if isinstance(transport, asyncio.Transport):
+                    transport.abort()
+                sock.close()
 
 
 BounceSink = Callable[[str, str, bytes, Reply, bool], Awaitable[None]]  # ..., final

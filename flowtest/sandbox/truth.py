@@ -42,13 +42,15 @@ class Truth:
                     if (message_id is None or e.message_id == message_id)
                     and (kind is None or e.kind == kind)]
 
-    def wait_for(self, message_id: str, kind: str, timeout: float) -> Event | None:
+    def wait_for(self, message_id: str, kind: str, timeout: float,
+                 party: str | None = None) -> Event | None:
         """Block until an event of this kind for this message is recorded."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 for e in self._events:
-                    if e.message_id == message_id and e.kind == kind:
+                    if e.message_id == message_id and e.kind == kind and (
+                            party is None or e.party == party):
                         return e
                 left = deadline - time.monotonic()
                 if left <= 0:
