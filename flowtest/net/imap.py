@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
+from typing import Any
 
 import aioimaplib
 
@@ -43,6 +44,18 @@ _UID_RE = re.compile(rb"UID (\d+)")
 _FLAGS_RE = re.compile(rb"FLAGS \(([^)]*)\)")
 
 
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    """Notes every untagged EXISTS. aioimaplib drops those that arrive during
+    SEARCH or FETCH, and they are the sign that a result may already be stale."""
+
+    announced = False
+
+    def _untagged_response(self, line: bytes) -> Any:
+        if line.rstrip().endswith(b" EXISTS"):
+            self.announced = True
+        return super()._untagged_response(line)
+
+
 class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
     """aioimaplib over implicit TLS to an address, verifying the certificate
     against the host *name* (aioimaplib itself only knows one host value)."""
@@ -58,7 +71,7 @@ class _Client(aioimaplib.IMAP4):  # type: ignore[misc]
                       conn_lost_cb: Callable[[Exception | None], None] | None = None,
                       ssl_context: ssl.SSLContext | None = None) -> None:
         local_loop = loop if loop is not None else asyncio.get_running_loop()
-        self.protocol = aioimaplib.IMAP4ClientProtocol(local_loop, conn_lost_cb)
+        self.protocol = _Protocol(local_loop, conn_lost_cb)
         if self._tls is not None:
             connect = local_loop.create_connection(lambda: self.protocol, host, port,
                                                    ssl=self._tls,
@@ -153,9 +166,16 @@ class ImapSession:
         self.capabilities: set[str] = set()
         self.selected: str | None = None
 
+
     @property
     def name(self) -> str:
         return f"IMAP {self.account.imap}"
+
+    @property
+    def announced(self) -> bool:
+        """The server announced new messages (untagged EXISTS) since the last
+        SEARCH began: that SEARCH's result may predate them, so look again."""
+        return self.client is not None and bool(self.client.protocol.announced)
 
     async def __aenter__(self) -> ImapSession:
         await self.open()
@@ -264,6 +284,7 @@ class ImapSession:
     async def uids_after(self, last: int) -> list[int]:
         # Gmail and pymap give stale SEARCH results until NOOP (FACTS.md, LIBRARY-NOTES.md).
         await self.noop()
+        self._client().protocol.announced = False
         response = self._check(
             await self._client().uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
         uids: list[int] = []
@@ -287,13 +308,15 @@ class ImapSession:
             "UID FETCH")
         return _fetch_items(response.lines)
 
-    async def fetch_raw(self, uid: int) -> tuple[bytes, frozenset[str]]:
+    async def fetch_raw(self, uids: list[int]) -> dict[int, tuple[bytes, frozenset[str]]]:
+        """Whole messages (BODY.PEEK: no \\Seen), in one round trip."""
+        if not uids:
+            return {}
         response = self._check(
-            await self._client().uid("fetch", str(uid), "(UID FLAGS BODY.PEEK[])"), "UID FETCH")
-        for got_uid, literal, flags in _fetch_items(response.lines):
-            if got_uid == uid:
-                return literal, flags
-        raise TransportError(f"message UID {uid} vanished", endpoint=self.name)
+            await self._client().uid("fetch", ",".join(map(str, uids)),
+                                     "(UID FLAGS BODY.PEEK[])"), "UID FETCH")
+        return {uid: (literal, flags) for uid, literal, flags in _fetch_items(response.lines)
+                if uid in uids}
 
     async def move(self, uids: list[int], destination: str) -> None:
         """Move by UID only (never a blanket EXPUNGE)."""
@@ -467,11 +490,13 @@ class Watcher:
                 await self._baseline(session)
                 self._ready.set()
                 backoff = 0.2
+                pushed = False
                 while not self._stopping:
-                    await self._scan_all(session)
                     self._wake.clear()
-                    await session.examine(self.folders.inbox)
-                    await session.idle(self._wake, self.poll_s)
+                    # A push concerns INBOX; other folders (Spam) get no push and
+                    # are looked at on the poll, so a push costs few round trips.
+                    await self._scan_all(session, inbox_only=pushed)
+                    pushed = await session.idle(self._wake, self.poll_s)
             except asyncio.CancelledError:
                 raise
             except (AuthError, TLSError) as exc:
@@ -503,34 +528,60 @@ class Watcher:
                 uids = await session.uids_after(0)
                 self._last_uid[folder] = max(uids, default=0)
 
-    async def _scan_all(self, session: ImapSession) -> None:
-        # INBOX is already selected after IDLE: scan it first, it matters most.
-        for folder in sorted(self._watched(), key=lambda f: f != session.selected):
-            if session.selected != folder:
+    async def _scan_all(self, session: ImapSession, *, inbox_only: bool = False) -> None:
+        inbox = self.folders.inbox
+        # INBOX is still selected after IDLE: look there first, it matters most.
+        if session.selected == inbox:
+            await self._scan(session, inbox)
+            if inbox_only:
+                return
+        for folder in self._watched():
+            if folder != inbox:
                 await session.examine(folder)
-            await self._scan(session, folder)
+                await self._scan(session, folder)
+        # Last, INBOX again right before IDLE: whatever lands after this scan
+        # is announced by the server when IDLE starts, so nothing waits for a poll.
+        if session.selected != inbox:
+            await session.examine(inbox)
+        await self._scan(session, inbox)
 
     async def _scan(self, session: ImapSession, folder: str) -> None:
+        # A message stored while SEARCH runs is announced in its reply but may
+        # be missing from its result (pymap does this; Gmail's view can be
+        # stale too): look again until a reply announces nothing new.
+        for _ in range(5):
+            await self._scan_once(session, folder)
+            if not session.announced:
+                return
+
+    async def _scan_once(self, session: ImapSession, folder: str) -> None:
         last = self._last_uid.get(folder, 0)
         uids = await session.uids_after(last)
         if not uids:
             return
+        # The moment the server first listed it: the arrival time on our clock.
         seen_at = time.time()
         fields = (TOKEN_HEADER, "Content-Type") if self.bounces else (TOKEN_HEADER,)
+        probes: dict[int, str] = {}
+        reports: list[int] = []
         for uid, header, _flags in await session.fetch_headers(uids, fields):
             parsed = BytesHeaderParser().parsebytes(header)
             token = str(parsed.get(TOKEN_HEADER, "")).strip()
+            # Compare the whole token: other runs' probes (and other mail) stay untouched.
             if token.startswith(self.prefix):
-                raw, flags = await session.fetch_raw(uid)
-                self._arrived(Arrival(token, folder, self.folders.role(folder), uid, raw, flags,
-                                      seen_at))
+                probes[uid] = token
             elif self.bounces and "multipart/report" in str(parsed.get("Content-Type", "")):
-                raw, flags = await session.fetch_raw(uid)
-                for token in set(re.findall(
-                        rb"X-Flowtest-Probe:\s*(" + re.escape(self.prefix.encode()) + rb"\S+)",
-                        raw, re.IGNORECASE)):
-                    self._arrived(Arrival(token.decode(), folder, self.folders.role(folder),
-                                          uid, raw, flags, seen_at, bounce=True))
+                reports.append(uid)
+        role = self.folders.role(folder)
+        fetched = await session.fetch_raw(sorted([*probes, *reports]))
+        for uid, (raw, flags) in sorted(fetched.items()):
+            if uid in probes:
+                self._arrived(Arrival(probes[uid], folder, role, uid, raw, flags, seen_at))
+                continue
+            pattern = rb"X-Flowtest-Probe:\s*(" + re.escape(self.prefix.encode()) + rb"\S+)"
+            for token in sorted(set(re.findall(pattern, raw, re.IGNORECASE))):
+                self._arrived(Arrival(token.decode(), folder, role, uid, raw, flags, seen_at,
+                                      bounce=True))
         self._last_uid[folder] = max(uids)
 
     def _arrived(self, arrival: Arrival) -> None:

@@ -45,6 +45,21 @@ class _Config(DictConfig):
 
 
 class _Session(Session):
+    async def check_mailbox(self, selected: Any, *, wait_on: Any = None,
+                            housekeeping: bool = False) -> Any:
+        # pymap's IDLE first waits for the *next* change, so a message stored
+        # between the client's last command and IDLE is announced only when
+        # another one arrives. Real servers report pending changes when IDLE
+        # starts (RFC 2177); do that here.
+        if wait_on is not None:
+            mailbox = await self._get_selected(selected)
+            told: set[int] = getattr(getattr(selected, "_prev", None), "uids", set())
+            stored = set(getattr(mailbox, "_messages", {}))
+            if stored - told:  # messages the client has not been told about yet
+                wait_on = None
+        return await super().check_mailbox(selected, wait_on=wait_on,
+                                           housekeeping=housekeeping)
+
     async def list_mailboxes(self, ref_name: str, filter_: str, subscribed: bool = False,
                              selected: Any = None) -> Any:
         entries, updates = await super().list_mailboxes(ref_name, filter_, subscribed, selected)

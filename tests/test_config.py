@@ -1,0 +1,128 @@
+"""flowtest.toml: typed, validated, one clear message per mistake, secrets by reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowtest import config as cfg
+from flowtest.errors import ConfigError, SecretError
+from flowtest.secrets import Secret, redact
+
+GOOD = """
+domain = "Example.me"
+aliases = ["hello", "shop@example.me"]
+[gmail]
+address = "owner@gmail.com"
+app_password = "env:FT_TEST_APP_PASSWORD"
+smtp = { host = "smtp.gmail.com", port = 587, tls = "starttls" }
+imap = { host = "imap.gmail.com", port = 993, tls = "implicit" }
+[probe]
+address = "probe@fastmail.com"
+password = "file:~/probe.secret"
+smtp = { host = "smtp.fastmail.com" }
+imap = { host = "imap.fastmail.com" }
+[dns]
+nameservers = ["1.1.1.1", "127.0.0.2:5353"]
+[thresholds]
+latency_warn_s = 60
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "flowtest.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_good_config_is_typed(tmp_path: Path) -> None:
+    c = cfg.load(write(tmp_path, GOOD))
+    assert c.domain == "example.me"
+    assert [a.address for a in c.aliases] == ["hello@example.me", "shop@example.me"]
+    assert c.gmail.smtp == cfg.Endpoint("smtp.gmail.com", 587, "starttls")
+    assert c.probe.smtp.port == 587 and c.probe.imap.tls == "implicit"
+    assert c.dns.nameservers == (("1.1.1.1", 53), ("127.0.0.2", 5353))
+    assert c.thresholds.latency_warn_s == 60 and c.thresholds.latency_fail_s == 300
+    assert c.target == "live" and c.cleanup == "trash"
+    assert isinstance(c.gmail.password, Secret)
+    assert "FT_TEST" in repr(c.gmail.password)
+
+
+@pytest.mark.parametrize(("change", "key", "reason"), [
+    (("domain = \"Example.me\"", "domain = \"not a domain\""), "domain", "not a domain name"),
+    (("aliases = [\"hello\", \"shop@example.me\"]", "aliases = []"), "aliases", "non-empty"),
+    (("\"shop@example.me\"", "\"shop@other.me\""), "aliases[1]", "not at example.me"),
+    (("\"shop@example.me\"", "\"hello\""), "aliases[1]", "listed twice"),
+    (("port = 587, tls", "port = 70000, tls"), "gmail.smtp.port", "port number"),
+    (("tls = \"starttls\"", "tls = \"ssl\""), "gmail.smtp.tls", "must be one of"),
+    (("app_password = \"env:FT_TEST_APP_PASSWORD\"", "app_password = \"abcd efgh ijkl mnop\""),
+     "gmail.app_password", "must be a reference"),
+    (("latency_warn_s = 60", "latency_warn_s = 600"), "thresholds.latency_warn_s",
+     "must not be above"),
+    (("latency_warn_s = 60", "latency_warn_s = \"soon\""), "thresholds.latency_warn_s",
+     "must be a number"),
+    (("[dns]", "[dnss]"), "dnss", "unknown key"),
+    (("\"1.1.1.1\"", "\"dns.google\""), "dns.nameservers[0]", "not an IP address"),
+])
+def test_each_mistake_names_file_key_and_reason(tmp_path: Path, change: tuple[str, str],
+                                                key: str, reason: str) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ConfigError) as error:
+        cfg.load(path)
+    assert error.value.file == str(path)
+    assert error.value.key == key
+    assert reason in error.value.reason
+    assert str(error.value).startswith(f"{path}: {key}: ")
+
+
+def test_a_literal_password_is_never_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("env:FT_TEST_APP_PASSWORD", "hunter2hunter2"))
+    with pytest.raises(ConfigError) as error:
+        cfg.load(path)
+    assert "hunter2" not in str(error.value)
+
+
+def test_too_many_aliases(tmp_path: Path) -> None:
+    aliases = ", ".join(f'"a{i}"' for i in range(201))
+    path = write(tmp_path, GOOD.replace('["hello", "shop@example.me"]', f"[{aliases}]"))
+    with pytest.raises(ConfigError, match="at most 200"):
+        cfg.load(path)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("domain = \n", "not valid TOML"),
+    (b"\xff\xfe", "not UTF-8"),
+])
+def test_unreadable_files(tmp_path: Path, text: str | bytes, reason: str) -> None:
+    path = tmp_path / "flowtest.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError, match=reason):
+        cfg.load(path)
+
+
+def test_missing_file_suggests_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="flowtest init"):
+        cfg.load(tmp_path / "nope.toml")
+
+
+def test_template_is_a_valid_config(tmp_path: Path) -> None:
+    c = cfg.load(write(tmp_path, cfg.template(domain="mine.me", aliases=("a", "b"))))
+    assert c.domain == "mine.me" and len(c.aliases) == 2
+
+
+def test_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FT_SECRET_X", "s3cret-value-one")
+    assert Secret("env:FT_SECRET_X").reveal() == "s3cret-value-one"
+    file = tmp_path / "pw"
+    file.write_text("s3cret-value-two\n")
+    assert Secret(f"file:{file}").reveal() == "s3cret-value-two"
+    with pytest.raises(SecretError, match="not set"):
+        Secret("env:FT_SECRET_MISSING").reveal()
+    with pytest.raises(SecretError, match="cannot read"):
+        Secret(f"file:{tmp_path / 'absent'}").reveal()
+    with pytest.raises(SecretError, match="keyring:SERVICE/USER"):
+        Secret("keyring:nouser").reveal()
+    # Revealed values are scrubbed from any text that leaves the process.
+    assert redact("login with s3cret-value-one failed") == "login with *** failed"
+    assert "s3cret" not in repr(Secret("env:FT_SECRET_X"))
