@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtest import __version__
-from flowtest.errors import ConfigError, FlowtestError
+from flowtest.errors import ConfigError, FlowtestError, UnknownFault
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -285,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"flowtest: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnknownFault as exc:
+        print(f"flowtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except FlowtestError as exc:
         from flowtest.secrets import redact

@@ -1,4 +1,5 @@
-"""The human-readable table of a run (rich)."""
+"""The human-readable summary of a run (rich): a table, then the diagnoses in
+full sentences, so nothing a person needs is cut off in a narrow terminal."""
 
 from __future__ import annotations
 
@@ -14,21 +15,22 @@ def _auth_cell(p: ProbeResult) -> str:
     if p.auth is None or not p.auth.found:
         return "-"
     a = p.auth
-    return (f"spf={a.spf.result} dkim={a.dkim.result}"
-            f"{'✓' if a.dkim.aligned else ''} dmarc={a.dmarc.result} arc={a.arc.result}")
+    aligned = " (aligned)" if a.dkim.aligned or a.spf.aligned else ""
+    return (f"spf={a.spf.result} dkim={a.dkim.result} dmarc={a.dmarc.result} "
+            f"arc={a.arc.result}{aligned}")
 
 
 def render(console: Console, results: list[ProbeResult], *, title: str) -> None:
-    table = Table(title=title, show_lines=True, expand=False)
-    table.add_column("leg")
-    table.add_column("alias")
-    table.add_column("verdict")
-    table.add_column("folder")
-    table.add_column("latency", justify="right")
-    table.add_column("auth (trusted)")
-    table.add_column("diagnosis", overflow="fold", max_width=60)
+    table = Table(title=title, expand=False)
+    for name, justify in (("leg", "left"), ("alias", "left"), ("verdict", "left"),
+                          ("folder", "left"), ("latency", "right"), ("auth (trusted)", "left")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for p in results:
         latency = f"{p.latency_s:.3f} s" if p.latency_s is not None else "-"
         table.add_row(p.leg, p.alias, f"[{STYLE[p.verdict]}]{p.verdict.upper()}[/]",
-                      p.folder or "-", latency, _auth_cell(p), "\n".join(p.diagnosis))
+                      p.folder or "-", latency, _auth_cell(p))
     console.print(table)
+    for p in results:
+        console.print(f"[{STYLE[p.verdict]}]{p.verdict.upper():5}[/] {p.leg} {p.alias}")
+        for sentence in p.diagnosis:
+            console.print(f"      {sentence}", soft_wrap=True)

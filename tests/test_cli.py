@@ -1,0 +1,167 @@
+"""The command line: exit codes, messages, reports, and no secret in any output."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from flowtest import cli
+from flowtest import config as cfg
+from flowtest.sandbox import FAULTS, World
+from tests.conftest import CANARY_APP_PASSWORD
+
+CANARIES = (CANARY_APP_PASSWORD, CANARY_APP_PASSWORD.replace(" ", ""))
+
+
+def validate_report(data: object) -> None:
+    schema = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json")
+                        .read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def no_canary(*texts: str) -> None:
+    for text in texts:
+        for canary in CANARIES:
+            assert canary not in text
+
+
+def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "run", "sandbox", "init", "--debug", "Exit codes"):
+        assert command in out
+    for command, options in {"demo": ["--fault", "--aliases", "--json", "--keep", "--timeout"],
+                             "run": ["--config", "--insecure", "--json", "--keep"],
+                             "sandbox": ["--write-config", "--fault", "--list-faults", "--for"],
+                             "init": ["--path", "--domain", "--alias", "--force"]}.items():
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        text = capsys.readouterr().out
+        for option in options:
+            assert option in text, (command, option)
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_demo_passes_and_writes_the_json_report(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "report.json"
+    assert cli.main(["demo", "--aliases", "2", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "hello@example.me" in out
+    data = json.loads(report.read_text())
+    validate_report(data)
+    assert data["target"] == "sandbox" and data["verdict"] == "pass"
+    assert {"started_at", "finished_at", "probes", "dns"} <= set(data)
+    probe = data["probes"][0]
+    assert probe["leg"] == "inbound" and probe["folder"] == "INBOX"
+    assert set(probe["auth"]) == {"spf", "dkim", "dmarc", "arc"}
+    assert probe["auth"]["dkim"]["aligned"] is True
+    assert all(set(h) >= {"by", "from", "at", "delay_s"} for h in probe["hops"])
+
+
+def test_demo_with_a_fault_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--aliases", "1", "--fault", "spam"]) == 1
+    assert "Spam" in capsys.readouterr().out
+
+
+def test_unknown_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--fault", "no-such-fault"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown fault 'no-such-fault'" in err and "forward-drop" in err
+
+
+def test_list_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sandbox", "--list-faults"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in FAULTS)
+
+
+def test_init_writes_a_template_and_never_overwrites(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "flowtest.toml"
+    assert cli.main(["init", "--path", str(path), "--domain", "mine.me", "--alias", "a",
+                     "--alias", "b"]) == 0
+    loaded = cfg.load(path)
+    assert loaded.domain == "mine.me" and [a.local for a in loaded.aliases] == ["a", "b"]
+    path.write_text("# mine\n")
+    assert cli.main(["init", "--path", str(path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert path.read_text() == "# mine\n"  # nothing lost
+    assert cli.main(["init", "--path", str(path), "--force"]) == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, "no such file"),
+    ('domain = "x.me"\naliases = ["a"]\n', "gmail: missing table"),
+])
+def test_run_with_a_bad_config_exits_2_with_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None,
+        message: str) -> None:
+    path = tmp_path / "flowtest.toml"
+    if text is not None:
+        path.write_text(text)
+    assert cli.main(["run", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_sandbox_writes_a_config_and_stops_by_itself(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "sandbox.toml"
+    assert cli.main(["sandbox", "--write-config", str(path), "--for", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "imap.gmail.com" in out and "sandbox stopped" in out
+    loaded = cfg.load(path)
+    assert loaded.target == "sandbox" and loaded.gmail.password.ref.startswith("file:")
+    secret_file = Path(loaded.gmail.password.ref.removeprefix("file:"))
+    assert secret_file.stat().st_mode & 0o077 == 0
+    assert secret_file.read_text().strip() not in out  # printed by reference only
+
+
+def test_run_against_a_running_sandbox_never_prints_the_secret(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = world.write_config(tmp_path / "flowtest.toml")
+    report = tmp_path / "report.json"
+    caplog.set_level(logging.DEBUG)
+    assert cli.main(["--debug", "run", "-c", str(path), "--json", str(report)]) == 0
+    out, err = capsys.readouterr()
+    assert "PASS" in out
+    no_canary(out, err, report.read_text(), caplog.text)
+
+
+@pytest.mark.faults("bad-app-password")
+def test_refused_app_password_names_the_account_never_the_secret(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = world.write_config(tmp_path / "flowtest.toml")
+    report = tmp_path / "report.json"
+    caplog.set_level(logging.DEBUG)
+    assert cli.main(["--debug", "run", "-c", str(path), "--json", str(report)]) == 1
+    out, err = capsys.readouterr()
+    assert "login as flowtest.owner@gmail.com refused" in " ".join(out.split())
+    no_canary(out, err, report.read_text(), caplog.text)
+    data = json.loads(report.read_text())
+    validate_report(data)
+    assert data["verdict"] == "error"
+
+
+def test_run_refuses_the_same_account_trap(world: World, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = world.write_config(tmp_path / "flowtest.toml")
+    text = path.read_text().replace(f'address = "{world.probe_address}"',
+                                    f'address = "{world.gmail_address}"')
+    path.write_text(text)
+    assert cli.main(["run", "-c", str(path)]) == 2
+    assert "probe.address" in capsys.readouterr().err
