@@ -198,3 +198,13 @@ def test_unreachable_server_is_an_error(world: World) -> None:
     dead = dataclasses.replace(config.probe, smtp=dataclasses.replace(config.probe.smtp, port=1))
     r = run(config, probe=dead, timeouts=Timeouts(connect_s=1, command_s=2, delivery_s=2))[0]
     assert r.verdict == "error" and "cannot connect" in said(r)
+
+
+def test_cleanup_also_removes_the_probe_accounts_sent_copies(world: World) -> None:
+    other = (b"From: probe@sender.example\r\nSubject: my own sent mail\r\n"
+             b"X-Flowtest-Probe: ft-someotherrun-0000x\r\n\r\nkeep\r\n")
+    world.call(world.external.store.append(world.probe_address, "Sent", other))
+    results = run(world.config())
+    sent = b"".join(raw for _, raw, _ in world.probe_folder("Sent"))
+    assert all(r.token.encode() not in sent for r in results)
+    assert b"ft-someotherrun-0000x" in sent  # another run's probe stays

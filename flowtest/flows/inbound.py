@@ -189,13 +189,15 @@ async def _cleanup(config: Config, probes: list[probe.Probe], gmail: Watcher,
     unique = {(a.folder, a.uid): a for a in probe_found}
     await gmail.stop()
     await sender_box.stop()
-    for account, found, app in ((config.gmail, gmail_found, True),
-                                (config.probe, list(unique.values()), False)):
-        if not found:
+    prefix = probe.run_prefix(probe.run_id_of(probes[0].token)) if probes else None
+    for account, found, app, sent in ((config.gmail, gmail_found, True, None),
+                                      (config.probe, list(unique.values()), False, prefix)):
+        if not found and sent is None:
             continue
         try:
+            # The probe account keeps a Sent copy of each probe at many providers.
             moved = await trash(account, found, tls=config.tls, timeouts=config.timeouts,
-                                app_password=app)
+                                app_password=app, sent_prefix=sent)
             progress("cleanup", account.address, f"{moved} moved to Trash")
         except FlowtestError as exc:
             log.warning("cleanup in %s failed: %s", account.address, redact(str(exc)))

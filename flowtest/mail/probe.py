@@ -34,6 +34,11 @@ def run_prefix(run_id: str) -> str:
     return f"{TOKEN_PREFIX}{run_id}-"
 
 
+def run_id_of(token: str) -> str:
+    """The run id inside a token made by :func:`token_for`."""
+    return token.removeprefix(TOKEN_PREFIX).rsplit("-", 1)[0]
+
+
 @dataclass(frozen=True)
 class Probe:
     token: str

@@ -318,6 +318,28 @@ class ImapSession:
         return {uid: (literal, flags) for uid, literal, flags in _fetch_items(response.lines)
                 if uid in uids}
 
+    async def probes_in_folder(self, prefix: str) -> list[int]:
+        """UIDs in the selected folder whose probe token starts with ``prefix``.
+
+        HEADER search is a substring match (LIBRARY-NOTES.md), so each hit is
+        confirmed by reading the header itself.
+        """
+        response = self._check(await self._client().uid_search(
+            "HEADER", TOKEN_HEADER, f'"{prefix}"', charset=None), "UID SEARCH")
+        candidates: list[int] = []
+        for line in response.lines[:-1]:
+            words = bytes(line).split()
+            if words and words[0].upper() == b"SEARCH":
+                words = words[1:]
+            if words and all(w.isdigit() for w in words):
+                candidates.extend(int(w) for w in words)
+        confirmed = []
+        for uid, header, _ in await self.fetch_headers(candidates, (TOKEN_HEADER,)):
+            token = str(BytesHeaderParser().parsebytes(header).get(TOKEN_HEADER, "")).strip()
+            if token.startswith(prefix):
+                confirmed.append(uid)
+        return confirmed
+
     async def move(self, uids: list[int], destination: str) -> None:
         """Move by UID only (never a blanket EXPUNGE)."""
         if not uids:
@@ -602,16 +624,19 @@ class Watcher:
 
 
 async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettings,
-                timeouts: Timeouts, app_password: bool = False) -> int:
+                timeouts: Timeouts, app_password: bool = False,
+                sent_prefix: str | None = None) -> int:
     """Move exactly these messages to the \\Trash folder; returns how many.
 
+    With ``sent_prefix``, the account's own copies of this run's probes in its
+    \\Sent folder go too (matched by the whole token prefix of the run).
     On Gmail, moving to Trash removes every label; deleting from INBOX would
     only remove the Inbox label (FACTS.md).
     """
     by_folder: dict[str, list[int]] = {}
     for arrival in arrivals:
         by_folder.setdefault(arrival.folder, []).append(arrival.uid)
-    if not by_folder:
+    if not by_folder and sent_prefix is None:
         return 0
     moved = 0
     async with ImapSession(account, tls=tls, timeouts=timeouts,
@@ -620,6 +645,11 @@ async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettin
         if folders.trash is None:
             raise TransportError("no \\Trash folder found; probes were left in place",
                                  endpoint=session.name)
+        if sent_prefix is not None and folders.sent is not None:
+            await session.examine(folders.sent)
+            sent = await session.probes_in_folder(sent_prefix)
+            if sent:
+                by_folder.setdefault(folders.sent, []).extend(sent)
         for folder, uids in by_folder.items():
             if folder == folders.trash:
                 continue
