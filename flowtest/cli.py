@@ -1,4 +1,4 @@
-"""flowtest's command line: demo | run | sandbox | init.
+"""flowtest's command line: demo | run | doctor | sandbox | init.
 
 Exit codes: 0 every check passed (warnings included), 1 a check failed or could
 not be made, 2 usage or configuration error.
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--timeout", metavar="S", type=float,
                         help="seconds to wait for each probe (default: timeouts.delivery_s)")
 
-    demo = sub.add_parser("demo", help="run the inbound check against the sandbox",
+    demo = sub.add_parser("demo", help="run the DNS and inbound checks against the sandbox",
                           description="Start the sandbox world, probe every alias, and show "
                                       "what arrived. --fault shows what a broken setup "
                                       "looks like.")
@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="how many aliases the sandbox routes (default 3, at most 200)")
     run_options(demo)
 
-    run = sub.add_parser("run", help="run the inbound check with a config file",
-                         description="Probe every alias of the config, live or sandbox.")
+    run = sub.add_parser("run", help="run the DNS and inbound checks with a config file",
+                         description="Check the domain's DNS, then probe every alias of the "
+                                     "config, live or sandbox.")
     run.add_argument("--config", "-c", metavar="FILE", type=Path, default=Path("flowtest.toml"),
                      help="the config file (default: ./flowtest.toml)")
     run.add_argument("--insecure", action="store_true",
@@ -73,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     sb.add_argument("--for", dest="duration", metavar="S", type=float,
                     help="stop by itself after S seconds")
+
+    doctor = sub.add_parser("doctor", help="check the domain's DNS for this setup",
+                            description="Check NS, MX, SPF, DKIM and DMARC as Cloudflare Email "
+                                        "Routing and Gmail send-as need them, and what "
+                                        "conflicts with them. Sends no mail.")
+    doctor.add_argument("--config", "-c", metavar="FILE", type=Path,
+                        help="the config file (default: ./flowtest.toml; with --sandbox, none)")
+    doctor.add_argument("--sandbox", action="store_true",
+                        help="check the sandbox world's DNS instead (with --fault to break it)")
+    doctor.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[],
+                        help="with --sandbox: start the world with this fault (repeatable)")
+    doctor.add_argument("--json", metavar="PATH", type=Path,
+                        help="write the JSON report (findings under 'dns') to PATH")
 
     init = sub.add_parser("init", help="write a commented flowtest.toml template",
                           description="Write a commented config template to fill in.")
@@ -128,16 +142,39 @@ async def _run_inbound(config: Any, args: argparse.Namespace, *, poll_s: float,
     return results, started, time.time(), run_id
 
 
+def _doctor(config: Any) -> list[Any]:
+    from rich.status import Status
+
+    from flowtest.doctor import diagnose
+
+    with Status(f"Checking the DNS of {config.domain}…", console=_console(stderr=True)):
+        return asyncio.run(diagnose(config))
+
+
+def _render_findings(out: Any, findings: list[Any]) -> None:
+    style = {"error": "bold red", "warning": "bold yellow", "info": "dim"}
+    out.print(f"[bold]DNS[/] ({len(findings)} findings)")
+    for f in findings:
+        out.print(f"[{style[f.severity]}]{f.severity.upper():7}[/] {f.code}: {f.message}",
+                  soft_wrap=True)
+        if f.fix and f.severity != "info":
+            out.print(f"        fix: {f.fix}", soft_wrap=True)
+
+
 def _finish(config: Any, results: list[Any], started: float, finished: float, run_id: str,
-            args: argparse.Namespace, title: str) -> int:
+            args: argparse.Namespace, title: str, findings: list[Any] | None = None) -> int:
     from flowtest.report import json_report, table
 
     report = json_report.build(target=config.target, started_at=started, finished_at=finished,
-                               probes=results, insecure=config.tls.insecure, run_id=run_id)
+                               probes=results, insecure=config.tls.insecure, run_id=run_id,
+                               dns=[f.to_json() for f in findings or []])
     out = _console()
     if config.tls.insecure:
         out.print("[bold red]INSECURE: TLS verification is off for this run.[/]")
-    table.render(out, results, title=title)
+    if findings is not None:
+        _render_findings(out, findings)
+    if results:
+        table.render(out, results, title=title)
     out.print(f"verdict: [bold]{report['verdict'].upper()}[/]")
     if args.json:
         json_report.write(report, args.json)
@@ -174,12 +211,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         err.log("Starting the sandbox world (Cloudflare, Gmail, an external provider, DNS)…")
         with World(aliases=names[:args.aliases], faults=args.fault) as world:
             config = _with_overrides(world.config(), args)
+            findings = _doctor(config)
             results, started, finished, run_id = asyncio.run(
                 _run_inbound(config, args, poll_s=1.0, settle_s=0.5))
             world.check_errors()
     title = "flowtest demo (sandbox)" + (f" — faults: {', '.join(args.fault)}"
                                         if args.fault else "")
-    return _finish(config, results, started, finished, run_id, args, title)
+    return _finish(config, results, started, finished, run_id, args, title, findings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -193,11 +231,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(problem, file=args.config, key="probe.address")
     if config.target == "sandbox":
         guard.enable()
+    findings = _doctor(config)
     results, started, finished, run_id = asyncio.run(
         _run_inbound(config, args, poll_s=1.0 if config.target == "sandbox" else 10.0,
                      settle_s=0.5 if config.target == "sandbox" else 3.0))
     return _finish(config, results, started, finished, run_id, args,
-                   f"flowtest run ({config.target}: {config.domain})")
+                   f"flowtest run ({config.target}: {config.domain})", findings)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from flowtest import config as cfg
+    from flowtest import guard
+
+    started = time.time()
+    if args.sandbox:
+        from flowtest.sandbox import World
+        from flowtest.sandbox.faults import parse as parse_fault
+
+        for spec in args.fault:
+            parse_fault(spec)
+        with guard.guarded(), World(faults=args.fault) as world:
+            config = world.config()
+            findings = _doctor(config)
+    else:
+        if args.fault:
+            raise ConfigError("--fault needs --sandbox", key="--fault")
+        config = cfg.load(args.config or Path("flowtest.toml"))
+        if config.target == "sandbox":
+            guard.enable()
+        findings = _doctor(config)
+    return _finish(config, [], started, time.time(), "", args,
+                   f"flowtest doctor ({config.domain})", findings)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -259,7 +323,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sandbox": cmd_sandbox, "init": cmd_init}
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sandbox": cmd_sandbox, "init": cmd_init,
+            "doctor": cmd_doctor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,6 +119,7 @@ class Config:
     timeouts: Timeouts = field(default_factory=Timeouts)
     thresholds: Thresholds = field(default_factory=Thresholds)
     cleanup: CleanupMode = "trash"
+    dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
     path: Path | None = None
 
 
@@ -278,7 +279,7 @@ def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
 
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
-            "thresholds"}
+            "thresholds", "dkim_selectors"}
 
 
 def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
@@ -352,8 +353,14 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
     if thresholds.latency_warn_s > thresholds.latency_fail_s:
         raise r.fail("thresholds.latency_warn_s", "must not be above thresholds.latency_fail_s")
 
+    raw_selectors = data.get("dkim_selectors", [])
+    if not isinstance(raw_selectors, list) or not all(
+            isinstance(s, str) and re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in raw_selectors):
+        raise r.fail("dkim_selectors", "must be a list of selector names like \"s1\"")
+
     return Config(
         domain=domain,
+        dkim_selectors=tuple(raw_selectors),
         aliases=tuple(aliases),
         gmail=gmail,
         probe=probe,
@@ -395,6 +402,9 @@ domain = "{domain}"
 
 # The addresses to test: names (at the domain) or full addresses. At most 200.
 aliases = [{aliases}]
+
+# DKIM selectors the doctor checks besides Cloudflare's cf2024-1 (e.g. a relay's).
+dkim_selectors = []
 
 # "live" talks to the real providers; "sandbox" is for configs the sandbox writes.
 target = "live"

@@ -68,6 +68,7 @@ def world(sandbox_world: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     reset afterwards; a server error inside the world fails the test that caused it."""
     sandbox_world.clear_fault()
     sandbox_world.dns_extra.clear()
+    sandbox_world.dns_servfail.clear()
     marker = request.node.get_closest_marker("faults")
     for spec in marker.args if marker else ():
         sandbox_world.set_fault(spec)
@@ -77,6 +78,7 @@ def world(sandbox_world: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     finally:
         sandbox_world.clear_fault()
         sandbox_world.dns_extra.clear()
+        sandbox_world.dns_servfail.clear()
         if sandbox_world.ctx is not None:
             sandbox_world.ctx.errors.clear()
 

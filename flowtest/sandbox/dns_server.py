@@ -28,6 +28,10 @@ import dns.rrset
 Lookup = Callable[[str, str], list[str] | None]
 
 
+class ServFail(Exception):
+    """Raised by a lookup to make the server answer SERVFAIL."""
+
+
 def txt_rdata(text: str) -> str:
     """A TXT value as quoted strings of at most 255 octets (RFC 1035 §3.3.14)."""
     chunks = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
@@ -47,7 +51,11 @@ def answer(lookup: Lookup, wire: bytes) -> dns.message.Message | None:
     q = query.question[0]
     name = q.name.to_text(omit_final_dot=True).lower()
     rdtype = dns.rdatatype.to_text(q.rdtype)
-    records = lookup(name, rdtype)
+    try:
+        records = lookup(name, rdtype)
+    except ServFail:
+        response.set_rcode(dns.rcode.SERVFAIL)
+        return response
     if records is None:
         response.set_rcode(dns.rcode.NXDOMAIN)
         return response

@@ -20,7 +20,7 @@ from flowtest.sandbox import hosts, zone
 from flowtest.sandbox.certs import Authority
 from flowtest.sandbox.cloudflare import Cloudflare, Routing
 from flowtest.sandbox.context import Context
-from flowtest.sandbox.dns_server import DnsServer
+from flowtest.sandbox.dns_server import DnsServer, ServFail
 from flowtest.sandbox.external import External, ICloud
 from flowtest.sandbox.faults import Faults
 from flowtest.sandbox.gmail import Gmail
@@ -70,6 +70,7 @@ class World:
         self.catch_all = catch_all
         self.retry_delays = retry_delays
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
+        self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
         self.routing = Routing(domain)
         for alias in self.aliases:
             self.routing.forward(alias, self.gmail_address)
@@ -201,6 +202,8 @@ class World:
 
     def _lookup(self, name: str, rdtype: str) -> list[str] | None:
         assert self.keys is not None
+        if name in self.dns_servfail:
+            raise ServFail(name)
         records = zone.build(self.names, self.keys, self.faults, self.dns_extra)
         return zone.lookup_in(records, name, rdtype)
 
