@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def run_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--leg", choices=("both", "inbound", "outbound"), default="both",
+                        help="which direction to probe (default: both)")
         sp.add_argument("--json", metavar="PATH", type=Path,
                         help="write the JSON report (docs/report.schema.json) to PATH")
         sp.add_argument("--keep", action="store_true",
@@ -111,15 +113,17 @@ def _exit_for(verdict: str) -> int:
     return EXIT_OK if verdict in ("pass", "warn") else EXIT_FAIL
 
 
-async def _run_inbound(config: Any, args: argparse.Namespace, *, poll_s: float,
-                       settle_s: float) -> tuple[list[Any], float, float, str]:
+async def _run_legs(config: Any, args: argparse.Namespace, *, poll_s: float,
+                    settle_s: float) -> tuple[list[Any], float, float, str]:
     from rich.status import Status
 
-    from flowtest.flows import inbound
+    from flowtest.flows import inbound, outbound
+    from flowtest.flows.common import Options
     from flowtest.mail.probe import new_run_id
 
     err = _console(stderr=True)
-    total = len(config.aliases)
+    legs = ("inbound", "outbound") if args.leg == "both" else (args.leg,)
+    total = len(config.aliases) * len(legs)
     state = {"sent": 0, "done": 0}
     status = Status(f"Probing {total} alias(es)…", console=err)
 
@@ -136,9 +140,17 @@ async def _run_inbound(config: Any, args: argparse.Namespace, *, poll_s: float,
 
     run_id = new_run_id()
     started = time.time()
+    options = Options(poll_s=poll_s, settle_s=settle_s)
+    results: list[Any] = []
     with status:
-        results = await inbound.run(config, run_id=run_id, progress=progress,
-                                    options=inbound.Options(poll_s=poll_s, settle_s=settle_s))
+        # One leg after the other: each holds one IMAP connection per mailbox.
+        if "inbound" in legs:
+            results += await inbound.run(config, run_id=run_id, progress=progress,
+                                         options=options)
+        if "outbound" in legs:
+            results += await outbound.run(config, run_id=run_id, progress=progress,
+                                          options=options,
+                                          expect_dmarc_pass=config.require_dmarc_pass)
     return results, started, time.time(), run_id
 
 
@@ -213,7 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             config = _with_overrides(world.config(), args)
             findings = _doctor(config)
             results, started, finished, run_id = asyncio.run(
-                _run_inbound(config, args, poll_s=1.0, settle_s=0.5))
+                _run_legs(config, args, poll_s=1.0, settle_s=0.5))
             world.check_errors()
     title = "flowtest demo (sandbox)" + (f" — faults: {', '.join(args.fault)}"
                                         if args.fault else "")
@@ -233,7 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         guard.enable()
     findings = _doctor(config)
     results, started, finished, run_id = asyncio.run(
-        _run_inbound(config, args, poll_s=1.0 if config.target == "sandbox" else 10.0,
+        _run_legs(config, args, poll_s=1.0 if config.target == "sandbox" else 10.0,
                      settle_s=0.5 if config.target == "sandbox" else 3.0))
     return _finish(config, results, started, finished, run_id, args,
                    f"flowtest run ({config.target}: {config.domain})", findings)

@@ -36,8 +36,10 @@ def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for command in ("demo", "run", "sandbox", "init", "--debug", "Exit codes"):
         assert command in out
-    for command, options in {"demo": ["--fault", "--aliases", "--json", "--keep", "--timeout"],
-                             "run": ["--config", "--insecure", "--json", "--keep"],
+    for command, options in {"demo": ["--fault", "--aliases", "--json", "--keep", "--timeout",
+                                      "--leg"],
+                             "run": ["--config", "--insecure", "--json", "--keep", "--leg"],
+                             "doctor": ["--config", "--sandbox", "--fault", "--json"],
                              "sandbox": ["--write-config", "--fault", "--list-faults", "--for"],
                              "init": ["--path", "--domain", "--alias", "--force"]}.items():
         with pytest.raises(SystemExit):
@@ -60,7 +62,10 @@ def test_demo_passes_and_writes_the_json_report(tmp_path: Path,
     assert "PASS" in out and "hello@example.me" in out
     data = json.loads(report.read_text())
     validate_report(data)
-    assert data["target"] == "sandbox" and data["verdict"] == "pass"
+    # Both legs; outbound warns: Gmail send-as fails DMARC under p=none (FACTS.md).
+    assert data["target"] == "sandbox" and data["verdict"] == "warn"
+    assert [p["leg"] for p in data["probes"]] == ["inbound", "inbound", "outbound", "outbound"]
+    assert {f["code"] for f in data["dns"]} >= {"MX_OK", "SPF_OK", "DMARC_SENDAS_NONE"}
     assert {"started_at", "finished_at", "probes", "dns"} <= set(data)
     probe = data["probes"][0]
     assert probe["leg"] == "inbound" and probe["folder"] == "INBOX"
@@ -70,7 +75,7 @@ def test_demo_passes_and_writes_the_json_report(tmp_path: Path,
 
 
 def test_demo_with_a_fault_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo", "--aliases", "1", "--fault", "spam"]) == 1
+    assert cli.main(["demo", "--aliases", "1", "--leg", "inbound", "--fault", "spam"]) == 1
     assert "Spam" in capsys.readouterr().out
 
 
@@ -165,3 +170,13 @@ def test_run_refuses_the_same_account_trap(world: World, tmp_path: Path,
     path.write_text(text)
     assert cli.main(["run", "-c", str(path)]) == 2
     assert "probe.address" in capsys.readouterr().err
+
+
+def test_doctor_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "dns.json"
+    assert cli.main(["doctor", "--sandbox", "--json", str(report)]) == 0
+    assert "SPF_OK" in capsys.readouterr().out
+    validate_report(json.loads(report.read_text()))
+    assert cli.main(["doctor", "--sandbox", "--fault", "spf-duplicate"]) == 1
+    out = capsys.readouterr().out
+    assert "SPF_MULTIPLE" in out and "fix:" in out

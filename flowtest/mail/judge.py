@@ -133,3 +133,97 @@ def judge_inbound(facts: InboundFacts, thresholds: Thresholds) -> tuple[Verdict,
         said.append(f"The IMAP connection dropped {facts.reconnects} time(s); flowtest "
                     "reconnected and kept watching.")
     return worst(verdicts), said
+
+
+@dataclass(frozen=True)
+class OutboundFacts:
+    alias: str
+    gmail_address: str
+    folder_roles: tuple[str, ...]       # the copies found at the receiver
+    latency_s: float | None
+    intact: bool | None
+    auth: AuthVerdict | None            # the receiver's trusted verdict
+    from_header: str                    # From: as received
+    original_from: str                  # X-Google-Original-From:, if Gmail rewrote From
+    envelope: str                       # Return-Path as received
+    dmarc_policy: str                   # p= of the alias domain ("" if unknown)
+    bounces: tuple[Bounce, ...]
+    waited_s: float
+    expect_dmarc_pass: bool = False
+
+
+def _domain(address: str) -> str:
+    return address.strip().strip("<>").rpartition("@")[2].lower()
+
+
+def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdict, list[str]]:
+    """What receivers conclude about mail sent as the alias through Gmail."""
+    domain = _domain(facts.alias)
+    fixes = ("Fixes: keep p=none on the domain, or send through an SMTP server that signs "
+             f"DKIM with d={domain} (Cloudflare Email Sending or a mail relay).")
+    if not facts.folder_roles:
+        final = [b for b in facts.bounces if b.final]
+        if final:
+            b = final[0]
+            text = b.diagnostic or b.status
+            if "dmarc" in text.lower() or b.status == "5.7.26":
+                return "fail", [
+                    f"Refused by the receiver: {text}. Mail sent as {facts.alias} through Gmail "
+                    f"fails DMARC for {domain}, and the domain's policy (p=reject) tells "
+                    "receivers to refuse it.", fixes]
+            return "fail", [f"The message bounced: {b.remote_mta or 'the receiver'} answered "
+                            f"{text}."]
+        return "fail", [f"Not delivered: no copy reached the probe mailbox (INBOX or Spam) "
+                        f"within {_fmt_s(facts.waited_s)}, and no bounce came back."]
+    verdicts: list[Verdict] = []
+    said: list[str] = []
+    if facts.original_from or _domain(facts.from_header) != domain:
+        verdicts.append("fail")
+        said.append(f"Gmail rewrote the From header to {facts.from_header or 'the account'} "
+                    f"(X-Google-Original-From: {facts.original_from or facts.alias}): "
+                    f"{facts.alias} is not a verified 'Send mail as' address in Gmail. Add and "
+                    "verify it under Settings → Accounts → Send mail as.")
+    else:
+        said.append(f"Gmail kept From: {facts.alias}; the envelope sender is "
+                    f"{facts.envelope or 'not shown'}.")
+    if "spam" in facts.folder_roles:
+        verdicts.append("fail")
+        said.append("The receiver filed it as spam.")
+    auth = facts.auth
+    if auth is None or not auth.found:
+        verdicts.append("warn")
+        said.append("The receiver's Authentication-Results header is missing or untrusted, so "
+                    "its verdicts could not be read.")
+    else:
+        dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain})) or "none"
+        aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
+        said.append(f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM "
+                    f"{auth.dkim.result} for {dkim_domains}; aligned with the From domain: "
+                    f"{', '.join(aligned) or 'neither'}; DMARC {auth.dmarc.result}.")
+        policy = facts.dmarc_policy or auth.dmarc_policy
+        if auth.dmarc.result != "pass" and not facts.original_from:
+            if policy in ("quarantine", "reject") or facts.expect_dmarc_pass:
+                verdicts.append("fail")
+            else:
+                verdicts.append("warn")
+            said.append(
+                "This is the known Gmail send-as outcome: Gmail signs for gmail.com and uses "
+                f"your Gmail address as the envelope, so neither aligns with {domain}. "
+                + {"none": "Under p=none it is delivered (maybe shown 'via gmail.com').",
+                   "quarantine": "Under p=quarantine receivers put it in spam.",
+                   "reject": "Under p=reject receivers refuse it."}.get(
+                    policy, "The domain publishes no DMARC policy.")
+                + (" Your expectations require dmarc=pass." if facts.expect_dmarc_pass else ""))
+            said.append(fixes)
+        else:
+            verdicts.append("pass")
+    if facts.latency_s is not None and facts.latency_s > thresholds.latency_fail_s:
+        verdicts.append("fail")
+        said.append(f"Late: it took {_fmt_s(facts.latency_s)}.")
+    elif facts.latency_s is not None and facts.latency_s > thresholds.latency_warn_s:
+        verdicts.append("warn")
+        said.append(f"Slow: it took {_fmt_s(facts.latency_s)}.")
+    if facts.intact is False:
+        verdicts.append("warn")
+        said.append("Altered in transit: the content differs from what was sent.")
+    return worst(verdicts), said

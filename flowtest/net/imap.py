@@ -474,6 +474,9 @@ class Watcher:
     def arrivals(self, token: str) -> list[Arrival]:
         return list(self._arrivals.get(token, []))
 
+    def arrived_tokens(self) -> list[str]:
+        return list(self._arrivals)
+
     async def wait(self, token: str, timeout: float, *, nth: int = 1) -> Arrival:
         """The ``nth`` arrival of ``token``; raises :class:`ProbeTimeout`."""
         if self._fatal is not None:

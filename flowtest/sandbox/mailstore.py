@@ -83,7 +83,7 @@ class _Login(Login):
 
     async def authenticate(self, credentials: Any) -> _Identity:
         if self._refuse():
-            raise InvalidAuth("[AUTHENTICATIONFAILED] Invalid credentials (Failure)")
+            raise InvalidAuth("Invalid credentials (Failure)")  # pymap adds the code
         if self._strip_spaces and isinstance(credentials, PlainCredentials):
             # pysasl keeps the secret in a private slot, with no getter.
             secret = credentials._secret.replace(" ", "")

@@ -1,0 +1,138 @@
+"""What both legs share: sending a batch through one SMTP session, waiting for
+each probe (or a bounce about it), and removing this run's probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from flowtest.config import Account, Config
+from flowtest.errors import FlowtestError, ProbeTimeout, TransportError
+from flowtest.mail import bounce, probe
+from flowtest.net.imap import Arrival, Watcher, trash
+from flowtest.net.smtp import Receipt, Submission
+from flowtest.results import ProbeResult
+from flowtest.secrets import redact
+
+log = logging.getLogger("flowtest.flows")
+
+Progress = Callable[[str, str, str], None]  # (event, alias, detail)
+
+
+def quiet(event: str, alias: str, detail: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Options:
+    poll_s: float = 5.0
+    settle_s: float = 1.0        # after a probe arrives, keep watching this long for copies
+    html: bool = False
+    attachment: bytes | None = None
+
+
+def error_result(leg: str, alias: str, token: str, message: str) -> ProbeResult:
+    return ProbeResult(leg=leg, alias=alias, token=token,  # type: ignore[arg-type]
+                       verdict="error", delivered=False, folder=None, latency_s=None,
+                       diagnosis=(redact(message),))
+
+
+async def send_all(account: Account, probes: Sequence[probe.Probe], config: Config, *,
+                   app_password: bool, progress: Progress) -> dict[str, Receipt | FlowtestError]:
+    """Submit every probe through one session; a failure is kept per probe."""
+    receipts: dict[str, Receipt | FlowtestError] = {}
+    try:
+        async with Submission(account, tls=config.tls, timeouts=config.timeouts,
+                              app_password=app_password) as smtp:
+            for p in probes:
+                try:
+                    receipts[p.token] = await smtp.send(p.raw, mail_from=p.sender,
+                                                        rcpts=[p.recipient])
+                    progress("sent", p.recipient if p.leg == "inbound" else p.sender, p.token)
+                except TransportError as exc:
+                    receipts[p.token] = exc
+                    progress("send-failed", p.recipient, str(exc))
+    except FlowtestError as exc:
+        for p in probes:
+            receipts.setdefault(p.token, exc)
+    return receipts
+
+
+@dataclass
+class Waited:
+    arrival: Arrival | None = None
+    copies: list[Arrival] = field(default_factory=list)
+    bounces: list[bounce.Bounce] = field(default_factory=list)
+    error: str | None = None
+    waited_s: float = 0.0
+
+
+async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
+                   accepted_at: float, timeout: float, settle_s: float,
+                   progress: Progress) -> Waited:
+    """Wait for the probe in ``target`` while reading bounces in ``reports``.
+
+    A delay warning keeps the wait going; a final bounce ends it.
+    """
+    w = Waited()
+    deadline = accepted_at + timeout
+    while w.arrival is None:
+        left = deadline - time.time()
+        if left <= 0:
+            break
+        found = asyncio.ensure_future(target.wait(token, left))
+        bounced = asyncio.ensure_future(reports.wait(token, left, nth=len(w.bounces) + 1))
+        done, _ = await asyncio.wait({found, bounced}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (found, bounced):
+            if task not in done:
+                task.cancel()
+        await asyncio.gather(found, bounced, return_exceptions=True)
+        if found in done and found.exception() is None:
+            w.arrival = found.result()
+            break
+        if bounced in done and bounced.exception() is None:
+            parsed = bounce.parse(bounced.result().raw) or bounce.Bounce(
+                True, "", "an unreadable delivery report", "")
+            w.bounces.append(parsed)
+            progress("bounce" if parsed.final else "delayed", alias, parsed.diagnostic)
+            if parsed.final:
+                break
+            continue
+        failure = next((t.exception() for t in (found, bounced) if t in done
+                        and not isinstance(t.exception(), ProbeTimeout)), None)
+        if failure is not None:  # a watcher died (auth, TLS): report, do not hang
+            watcher = target if found in done else reports
+            w.error = f"Watching {watcher.account.address} failed: {failure}"
+            return w
+        break  # timed out
+    if w.arrival is not None:
+        progress("arrived", alias, w.arrival.folder)
+        # Keep watching briefly: a second copy means a duplicate delivery.
+        with contextlib.suppress(ProbeTimeout):
+            await target.wait(token, settle_s, nth=2)
+        w.copies = target.arrivals(token)
+    w.waited_s = time.time() - accepted_at
+    return w
+
+
+async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher, bool]],
+                  progress: Progress) -> None:
+    """Move this run's probes (and bounces about them, and Sent copies) to Trash;
+    nothing else. Each watcher is stopped first: one connection per mailbox."""
+    prefix = probe.run_prefix(run_id)
+    for watcher, app_password in watchers:
+        found = {(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
+                 for a in watcher.arrivals(tokens)}
+        await watcher.stop()
+        try:
+            moved = await trash(watcher.account, list(found.values()), tls=config.tls,
+                                timeouts=config.timeouts, app_password=app_password,
+                                sent_prefix=prefix)
+            progress("cleanup", watcher.account.address, f"{moved} moved to Trash")
+        except FlowtestError as exc:
+            log.warning("cleanup in %s failed: %s", watcher.account.address, redact(str(exc)))
+            progress("cleanup-failed", watcher.account.address, redact(str(exc)))

@@ -1,0 +1,107 @@
+"""The outbound leg: Gmail "Send mail as" name@domain -> the probe mailbox.
+
+Submits through smtp.gmail.com with the app password, From: the alias, and
+reads what the receiving provider concluded: its trusted
+Authentication-Results, the From it saw, the envelope, and any bounce Gmail
+sent back to the account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from email.parser import BytesHeaderParser
+
+from flowtest.config import Alias, Config
+from flowtest.errors import FlowtestError
+from flowtest.flows.common import Options, Progress, cleanup, error_result, quiet, send_all
+from flowtest.flows.common import wait_for as wait_for_probe
+from flowtest.mail import authresults, judge, probe, received
+from flowtest.net.imap import Watcher
+from flowtest.net.smtp import Receipt
+from flowtest.results import ProbeResult
+from flowtest.secrets import redact
+
+__all__ = ["Options", "run"]
+
+
+async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
+              run_id: str | None = None, options: Options | None = None,
+              progress: Progress = quiet, dmarc_policy: str = "",
+              expect_dmarc_pass: bool = False) -> list[ProbeResult]:
+    """Send one probe as each alias; one result per alias, in the order given.
+
+    ``dmarc_policy`` is the domain's published p= when the caller knows it
+    (the doctor does); otherwise the receiver's report is used.
+    """
+    opts = options or Options()
+    targets = list(aliases if aliases is not None else config.aliases)
+    rid = run_id or probe.new_run_id()
+    # Outbound tokens are numbered after any inbound ones of the same run.
+    probes = [probe.build(probe.token_for(rid, 5000 + i), leg="outbound", sender=a.address,
+                          recipient=config.probe.address, html=opts.html,
+                          attachment=opts.attachment)
+              for i, a in enumerate(targets)]
+    prefix = probe.run_prefix(rid)
+    receiver = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+                       poll_s=opts.poll_s)
+    gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+                    poll_s=opts.poll_s, app_password=True, bounces=True)
+    progress("connect", "", f"watching {config.probe.address} and {config.gmail.address}")
+    try:
+        await asyncio.gather(receiver.start(), gmail.start())
+    except FlowtestError as exc:
+        await asyncio.gather(receiver.stop(), gmail.stop())
+        return [error_result("outbound", a.address, p.token, str(exc))
+                for a, p in zip(targets, probes, strict=True)]
+    try:
+        receipts = await send_all(config.gmail, probes, config, app_password=True,
+                                  progress=progress)
+        results = list(await asyncio.gather(*(
+            _await_probe(config, alias, p, receipts[p.token], receiver, gmail, opts, progress,
+                         dmarc_policy, expect_dmarc_pass)
+            for alias, p in zip(targets, probes, strict=True))))
+        if config.cleanup == "trash":
+            await cleanup(config, rid, [(receiver, False), (gmail, True)], progress)
+    finally:
+        await asyncio.gather(receiver.stop(), gmail.stop())
+    return results
+
+
+async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
+                       receipt: Receipt | FlowtestError, receiver: Watcher, gmail: Watcher,
+                       opts: Options, progress: Progress, dmarc_policy: str,
+                       expect_dmarc_pass: bool) -> ProbeResult:
+    if isinstance(receipt, FlowtestError):
+        return error_result("outbound", alias.address, p.token,
+                            f"Gmail did not take the message: {receipt}")
+    w = await wait_for_probe(p.token, alias.address, target=receiver, reports=gmail,
+                             accepted_at=receipt.accepted_at, timeout=config.timeouts.delivery_s,
+                             settle_s=opts.settle_s, progress=progress)
+    if w.error:
+        return error_result("outbound", alias.address, p.token, w.error)
+    arrival = w.arrival
+    authserv_id = config.probe.authserv_id or config.probe.imap.host
+    auth = authresults.trusted(arrival.raw, authserv_id) if arrival else None
+    headers = BytesHeaderParser().parsebytes(arrival.raw) if arrival else None
+    latency = arrival.seen_at - receipt.accepted_at if arrival else None
+    facts = judge.OutboundFacts(
+        alias=alias.address, gmail_address=config.gmail.address,
+        folder_roles=tuple(c.role for c in w.copies), latency_s=latency,
+        intact=probe.content_digest(arrival.raw) == p.digest if arrival else None,
+        auth=auth,
+        from_header=str(headers.get("From", "")) if headers else "",
+        original_from=str(headers.get("X-Google-Original-From", "")) if headers else "",
+        envelope=str(headers.get("Return-Path", "")) if headers else "",
+        dmarc_policy=dmarc_policy, bounces=tuple(w.bounces), waited_s=w.waited_s,
+        expect_dmarc_pass=expect_dmarc_pass)
+    verdict, diagnosis = judge.judge_outbound(facts, config.thresholds)
+    progress("judged", alias.address, verdict)
+    return ProbeResult(
+        leg="outbound", alias=alias.address, token=p.token, verdict=verdict,
+        delivered=arrival is not None, folder=arrival.folder if arrival else None,
+        latency_s=latency,
+        hops=tuple(received.hops(arrival.raw, sent_at=receipt.accepted_at)) if arrival else (),
+        auth=auth, intact=facts.intact, copies=len(w.copies),
+        diagnosis=tuple(redact(s) for s in diagnosis), sent_at=receipt.accepted_at,
+        seen_at=arrival.seen_at if arrival else None, smtp_timings=receipt.timings)

@@ -1,0 +1,80 @@
+"""The outbound leg (Gmail send-as) against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+
+from flowtest.config import Config
+from flowtest.flows import outbound
+from flowtest.flows.common import Options
+from flowtest.results import ProbeResult
+from flowtest.sandbox import World
+
+FAST = Options(poll_s=0.5, settle_s=0.3)
+
+
+def run(config: Config, **kw: Any) -> list[ProbeResult]:
+    return asyncio.run(outbound.run(config, options=FAST, **kw))
+
+
+def said(r: ProbeResult) -> str:
+    return " ".join(r.diagnosis)
+
+
+def test_healthy_send_as_warns_about_dmarc_under_p_none(world: World) -> None:
+    results = run(world.config())
+    assert len(results) == len(world.aliases)
+    for r in results:
+        assert r.verdict == "warn" and r.delivered and r.folder == "INBOX" and r.intact
+        a = r.auth
+        assert a is not None and a.authserv_id == "mx.sender.example"
+        assert (a.spf.result, a.spf.domain, a.spf.aligned) == ("pass", "gmail.com", False)
+        assert (a.dkim.result, a.dkim.domain, a.dkim.aligned) == ("pass", "gmail.com", False)
+        assert (a.dmarc.result, a.dmarc.domain) == ("fail", "example.me")
+        assert "Gmail kept From" in said(r) and "Under p=none it is delivered" in said(r)
+        assert "keep p=none" in said(r) and "signs DKIM with d=example.me" in said(r)
+    # Cleanup took the received copies and Gmail's Sent copies.
+    tokens = [r.token.encode() for r in results]
+    assert not any(t in raw for t in tokens for _, raw, _ in world.probe_folder())
+    assert not any(t in raw for t in tokens for _, raw, _ in world.gmail_folder("[Gmail]/Sent Mail"))
+
+
+def test_require_dmarc_pass_turns_the_warning_into_a_failure(world: World) -> None:
+    r = run(world.config(), expect_dmarc_pass=True)[0]
+    assert r.verdict == "fail" and "expectations require dmarc=pass" in said(r)
+
+
+@pytest.mark.faults("dmarc-reject")
+def test_dmarc_reject_is_a_failure_with_the_bounce_text(world: World) -> None:
+    r = run(world.config())[0]
+    assert r.verdict == "fail" and not r.delivered
+    assert "550 5.7.26" in said(r) and "p=reject" in said(r)
+
+
+@pytest.mark.faults("sendas-unverified")
+def test_unverified_send_as_reports_the_from_rewrite(world: World) -> None:
+    r = run(world.config())[0]
+    assert r.verdict == "fail" and r.delivered
+    assert "Gmail rewrote the From header to flowtest.owner@gmail.com" in said(r)
+    assert "Send mail as" in said(r)
+
+
+@pytest.mark.faults("bad-app-password")
+def test_bad_app_password_names_the_account_never_the_secret(world: World) -> None:
+    r = run(world.config())[0]
+    assert r.verdict == "error"
+    assert "login as flowtest.owner@gmail.com refused" in said(r)
+    for secret in (world.gmail_app_password, world.gmail_app_password.replace(" ", "")):
+        assert secret not in said(r)
+
+
+def test_quarantine_policy_fails(world: World) -> None:
+    from flowtest.sandbox.dns_server import txt_rdata
+    world.dns_extra[("_dmarc.example.me", "TXT")] = [txt_rdata("v=DMARC1; p=quarantine")]
+    r = run(dataclasses.replace(world.config()))[0]
+    assert r.verdict == "fail" and r.folder == "Junk"
+    assert "Under p=quarantine receivers put it in spam" in said(r)
