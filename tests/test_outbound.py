@@ -40,7 +40,8 @@ def test_healthy_send_as_warns_about_dmarc_under_p_none(world: World) -> None:
     # Cleanup took the received copies and Gmail's Sent copies.
     tokens = [r.token.encode() for r in results]
     assert not any(t in raw for t in tokens for _, raw, _ in world.probe_folder())
-    assert not any(t in raw for t in tokens for _, raw, _ in world.gmail_folder("[Gmail]/Sent Mail"))
+    sent = world.gmail_folder("[Gmail]/Sent Mail")
+    assert not any(t in raw for t in tokens for _, raw, _ in sent)
 
 
 def test_require_dmarc_pass_turns_the_warning_into_a_failure(world: World) -> None:
