@@ -1,4 +1,4 @@
-"""flowtest's command line: demo | run | doctor | sandbox | init.
+"""flowtest's command line: demo | run | doctor | inspect | sandbox | init.
 
 Exit codes: 0 every check passed (warnings included), 1 a check failed or could
 not be made, 2 usage or configuration error.
@@ -89,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --sandbox: start the world with this fault (repeatable)")
     doctor.add_argument("--json", metavar="PATH", type=Path,
                         help="write the JSON report (findings under 'dns') to PATH")
+
+    insp = sub.add_parser("inspect", help="read a saved message: hops, auth, diagnosis",
+                          description="Read a message you saved (Gmail: ⋮ → Show original → "
+                                      "Download original) and show its hops with delays, the "
+                                      "receiver's trusted verdicts, alignment and what they "
+                                      "mean. Offline: no network at all.")
+    insp.add_argument("message", metavar="MESSAGE.eml", type=Path, help="the saved message")
+    insp.add_argument("--authserv-id", metavar="ID",
+                      help="whose Authentication-Results to trust (default: the topmost "
+                           "header's, e.g. mx.google.com)")
+    insp.add_argument("--json", metavar="PATH", type=Path,
+                      help="write hops, auth and diagnosis as JSON to PATH")
 
     init = sub.add_parser("init", help="write a commented flowtest.toml template",
                           description="Write a commented config template to fill in.")
@@ -335,8 +347,34 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from flowtest.mail.inspect import inspect
+
+    try:
+        raw = args.message.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=args.message) from None
+    if not raw.strip():
+        raise ConfigError("the file is empty", file=args.message)
+    result = inspect(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), args.authserv_id)
+    out = _console()
+    out.print(f"[bold]{args.message}[/] (trusting {result.authserv_id or 'nobody'})")
+    for i, hop in enumerate(result.hops, 1):
+        delay = f"+{hop.delay_s:.3f} s" if hop.delay_s is not None else "?"
+        out.print(f"  {i}. {hop.from_ or '?'} → {hop.by or '?'}  {delay}  [{hop.source}]")
+    for sentence in result.diagnosis:
+        out.print(f"  {sentence}", soft_wrap=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        out.print(f"JSON: {args.json}")
+    return EXIT_OK
+
+
 COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sandbox": cmd_sandbox, "init": cmd_init,
-            "doctor": cmd_doctor}
+            "doctor": cmd_doctor, "inspect": cmd_inspect}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

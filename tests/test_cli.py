@@ -180,3 +180,16 @@ def test_doctor_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["doctor", "--sandbox", "--fault", "spf-duplicate"]) == 1
     out = capsys.readouterr().out
     assert "SPF_MULTIPLE" in out and "fix:" in out
+
+
+def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_parsers import GMAIL_BLOCK
+
+    eml = tmp_path / "original.eml"
+    eml.write_bytes(GMAIL_BLOCK.replace(b"\r\n", b"\n"))  # saved files often have LF endings
+    out_json = tmp_path / "inspect.json"
+    assert cli.main(["inspect", str(eml), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "mx.google.com says: SPF pass" in " ".join(out.split())
+    assert json.loads(out_json.read_text())["auth"]["arc"]["result"] == "pass"
+    assert cli.main(["inspect", str(tmp_path / "missing.eml")]) == 2

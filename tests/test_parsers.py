@@ -167,3 +167,17 @@ def test_hostile_messages_never_crash_the_readers(raw: bytes) -> None:
     authresults.trusted(raw, "mx.google.com")
     probe.content_digest(raw)
     bounce.parse(raw)
+
+
+def test_inspect_a_real_shaped_gmail_message(tmp_path: object) -> None:
+    from flowtest.mail.inspect import inspect
+
+    result = inspect(GMAIL_BLOCK)
+    assert result.authserv_id == "mx.google.com"
+    data = result.to_json()
+    assert set(data["auth"]) == {"spf", "dkim", "dmarc", "arc"}
+    assert data["auth"]["dmarc"] == {"result": "pass", "domain": "sender.example"}
+    assert data["relay_auth"]["spf"]["result"] == "pass"
+    text = " ".join(result.diagnosis)
+    assert "Forwarded by Cloudflare Email Routing" in text and "1 lower header(s)" in text
+    assert len(data["hops"]) == 5
