@@ -16,15 +16,18 @@ demo: $(STAMP)
 	$(BIN)/flowtest demo
 
 test: $(STAMP)
-	$(BIN)/ruff check flowtest tests scenarios conftest.py
+	$(BIN)/ruff check flowtest tests scenarios benchmarks conftest.py
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check flowtest tests scenarios conftest.py
+	$(BIN)/ruff check flowtest tests scenarios benchmarks conftest.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ground_truth.py --runs 20
 
 sandbox: $(STAMP)
 	$(BIN)/flowtest sandbox --write-config reports/sandbox.toml
