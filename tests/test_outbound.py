@@ -79,3 +79,12 @@ def test_quarantine_policy_fails(world: World) -> None:
     r = run(dataclasses.replace(world.config()))[0]
     assert r.verdict == "fail" and r.folder == "Junk"
     assert "Under p=quarantine receivers put it in spam" in said(r)
+
+
+def test_dmarc_records_and_strict_alignment() -> None:
+    from flowtest.mail.dmarc import aligned, parse_record
+    record = parse_record("v=DMARC1; p=none; aspf=s; adkim=s; rua=mailto:a@example.me")
+    assert (record.aspf, record.adkim, record.rua) == ("s", "s", ("mailto:a@example.me",))
+    assert aligned("mail.example.me", "example.me", "r")
+    assert not aligned("mail.example.me", "example.me", "s")
+    assert parse_record("v=DMARC1; p=bogus").policy == ""

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from flowtest.config import Config
 from flowtest.doctor import spf as spf_rules
 from flowtest.doctor.findings import Finding
+from flowtest.mail.dmarc import is_dmarc, parse_record
 from flowtest.net.dns import Answer, DnsClient
 
 CF_MX = {"route1.mx.cloudflare.net", "route2.mx.cloudflare.net", "route3.mx.cloudflare.net"}
@@ -235,7 +236,7 @@ async def check_dmarc(dns: DnsClient, domain: str) -> tuple[list[Finding], str |
     answer = await dns.query(name, "TXT")
     if answer.failed:
         return [_fail(answer, "DMARC")], None
-    records = [r for r in answer.records if r.replace(" ", "").lower().startswith("v=dmarc1")]
+    records = [r for r in answer.records if is_dmarc(r)]
     if not records:
         return [Finding("DMARC_MISSING", "warning",
                         f"No DMARC record at {name}. Large receivers expect one, and without it "
@@ -246,20 +247,21 @@ async def check_dmarc(dns: DnsClient, domain: str) -> tuple[list[Finding], str |
                         f"{name} has {len(records)} DMARC records: receivers then ignore DMARC "
                         "for the domain (RFC 7489 §6.6.3).", "Keep one and delete the others.")
                 ], None
-    tags = {k.lower(): v.strip() for k, v in re.findall(r"(\w+)\s*=\s*([^;]*)", records[0])}
-    policy = tags.get("p", "").lower()
+    record = parse_record(records[0])
+    policy = record.policy
     out: list[Finding] = []
-    if policy not in ("none", "quarantine", "reject"):
+    if not policy:
         out.append(Finding("DMARC_BAD_POLICY", "error",
                            f"The DMARC record has no valid p= tag ({records[0]}): receivers "
                            "treat it as invalid.", "Set p=none, p=quarantine or p=reject."))
         return out, None
-    for uri in filter(None, (u.strip() for u in tags.get("rua", "").split(","))):
+    for uri in record.rua:
         if not re.fullmatch(r"mailto:[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}(!\d+[kmgt]?)?", uri):
             out.append(Finding("DMARC_BAD_RUA", "warning",
                                f"rua={uri} is not a mailto: address; aggregate reports go "
                                "nowhere.", "Use rua=mailto:someone@your-domain."))
-    modes = [f"{k}=s" for k in ("aspf", "adkim") if tags.get(k, "r").lower() == "s"]
+    modes = [f"{k}=s" for k, mode in (("aspf", record.aspf), ("adkim", record.adkim))
+             if mode == "s"]
     out.append(Finding("DMARC_OK", "info",
                        f"DMARC policy p={policy}" + (f", strict alignment ({', '.join(modes)})"
                                                      if modes else ", relaxed alignment") + "."))

@@ -35,6 +35,16 @@ class Options:
     attachment: bytes | None = None
 
 
+async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
+    """Start them together; on failure stop them all and return the error."""
+    try:
+        await asyncio.gather(*(w.start() for w in watchers))
+    except FlowtestError as exc:
+        await asyncio.gather(*(w.stop() for w in watchers))
+        return exc
+    return None
+
+
 def error_result(leg: str, alias: str, token: str, message: str) -> ProbeResult:
     return ProbeResult(leg=leg, alias=alias, token=token,  # type: ignore[arg-type]
                        verdict="error", delivered=False, folder=None, latency_s=None,

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 from flowtest.config import Alias, Config
 from flowtest.errors import FlowtestError
-from flowtest.flows.common import Options, Progress, cleanup, error_result, quiet, send_all
+from flowtest.flows.common import (
+    Options,
+    Progress,
+    cleanup,
+    error_result,
+    quiet,
+    send_all,
+    start_watchers,
+)
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
 from flowtest.net.imap import Watcher
@@ -55,11 +63,9 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
     sender_box = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
                          poll_s=opts.poll_s, bounces=True)
     progress("connect", "", f"watching {config.gmail.address} and {config.probe.address}")
-    try:
-        await asyncio.gather(gmail.start(), sender_box.start())
-    except FlowtestError as exc:
-        await asyncio.gather(gmail.stop(), sender_box.stop())
-        return [error_result("inbound", a.address, p.token, str(exc))
+    failure = await start_watchers(gmail, sender_box)
+    if failure is not None:
+        return [error_result("inbound", a.address, p.token, str(failure))
                 for a, p in zip(targets, probes, strict=True)]
     try:
         receipts = await send_all(config.probe, probes, config, app_password=False,

@@ -14,9 +14,19 @@ from email.parser import BytesHeaderParser
 
 from flowtest.config import Alias, Config
 from flowtest.errors import FlowtestError
-from flowtest.flows.common import Options, Progress, cleanup, error_result, quiet, send_all
+from flowtest.flows.common import (
+    Options,
+    Progress,
+    cleanup,
+    error_result,
+    quiet,
+    send_all,
+    start_watchers,
+)
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
+from flowtest.mail.dmarc import DmarcRecord, parse_record
+from flowtest.net.dns import DnsClient, dmarc_record
 from flowtest.net.imap import Watcher
 from flowtest.net.smtp import Receipt
 from flowtest.results import ProbeResult
@@ -27,14 +37,16 @@ __all__ = ["Options", "run"]
 
 async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
               run_id: str | None = None, options: Options | None = None,
-              progress: Progress = quiet, dmarc_policy: str = "",
+              progress: Progress = quiet,
               expect_dmarc_pass: bool = False) -> list[ProbeResult]:
     """Send one probe as each alias; one result per alias, in the order given.
 
-    ``dmarc_policy`` is the domain's published p= when the caller knows it
-    (the doctor does); otherwise the receiver's report is used.
+    The domain's DMARC record, read from DNS, gives the policy the verdict is
+    judged under and the alignment modes (relaxed or strict).
     """
     opts = options or Options()
+    text = await dmarc_record(DnsClient(config.dns), config.domain)
+    dmarc = parse_record(text) if text else None
     targets = list(aliases if aliases is not None else config.aliases)
     rid = run_id or probe.new_run_id()
     # Outbound tokens are numbered after any inbound ones of the same run.
@@ -48,18 +60,16 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
     gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
                     poll_s=opts.poll_s, app_password=True, bounces=True)
     progress("connect", "", f"watching {config.probe.address} and {config.gmail.address}")
-    try:
-        await asyncio.gather(receiver.start(), gmail.start())
-    except FlowtestError as exc:
-        await asyncio.gather(receiver.stop(), gmail.stop())
-        return [error_result("outbound", a.address, p.token, str(exc))
+    failure = await start_watchers(receiver, gmail)
+    if failure is not None:
+        return [error_result("outbound", a.address, p.token, str(failure))
                 for a, p in zip(targets, probes, strict=True)]
     try:
         receipts = await send_all(config.gmail, probes, config, app_password=True,
                                   progress=progress)
         results = list(await asyncio.gather(*(
             _await_probe(config, alias, p, receipts[p.token], receiver, gmail, opts, progress,
-                         dmarc_policy, expect_dmarc_pass)
+                         dmarc, expect_dmarc_pass)
             for alias, p in zip(targets, probes, strict=True))))
         if config.cleanup == "trash":
             await cleanup(config, rid, [(receiver, False), (gmail, True)], progress)
@@ -70,7 +80,7 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
 
 async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
                        receipt: Receipt | FlowtestError, receiver: Watcher, gmail: Watcher,
-                       opts: Options, progress: Progress, dmarc_policy: str,
+                       opts: Options, progress: Progress, dmarc: DmarcRecord | None,
                        expect_dmarc_pass: bool) -> ProbeResult:
     if isinstance(receipt, FlowtestError):
         return error_result("outbound", alias.address, p.token,
@@ -82,7 +92,8 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
         return error_result("outbound", alias.address, p.token, w.error)
     arrival = w.arrival
     authserv_id = config.probe.authserv_id or config.probe.imap.host
-    auth = authresults.trusted(arrival.raw, authserv_id) if arrival else None
+    modes = {"aspf": dmarc.aspf, "adkim": dmarc.adkim} if dmarc else {}
+    auth = authresults.trusted(arrival.raw, authserv_id, **modes) if arrival else None
     headers = BytesHeaderParser().parsebytes(arrival.raw) if arrival else None
     latency = arrival.seen_at - receipt.accepted_at if arrival else None
     facts = judge.OutboundFacts(
@@ -93,7 +104,8 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
         from_header=str(headers.get("From", "")) if headers else "",
         original_from=str(headers.get("X-Google-Original-From", "")) if headers else "",
         envelope=str(headers.get("Return-Path", "")) if headers else "",
-        dmarc_policy=dmarc_policy, bounces=tuple(w.bounces), waited_s=w.waited_s,
+        dmarc_policy=dmarc.policy if dmarc else "", bounces=tuple(w.bounces),
+        waited_s=w.waited_s,
         expect_dmarc_pass=expect_dmarc_pass)
     verdict, diagnosis = judge.judge_outbound(facts, config.thresholds)
     progress("judged", alias.address, verdict)

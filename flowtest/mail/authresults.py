@@ -16,6 +16,7 @@ from email.utils import getaddresses
 
 import authres
 
+from flowtest.mail.dmarc import aligned
 from flowtest.mail.orgdomain import org_domain
 
 _PARSER = authres.all_features()
@@ -76,7 +77,15 @@ def _header_from(headers: list[tuple[str, str]]) -> str:
 
 
 def _aligned(a: str, b: str) -> bool:
-    return bool(a and b) and org_domain(a) == org_domain(b)
+    return aligned(a, b, "r")
+
+
+def _headers(raw: bytes) -> list[tuple[str, str]] | None:
+    try:
+        parsed = BytesHeaderParser().parsebytes(raw)
+        return [(str(k), str(v)) for k, v in parsed.items()]
+    except Exception:  # hostile input must not crash a reader
+        return None
 
 
 def _comments(value: str) -> dict[str, str]:
@@ -89,7 +98,8 @@ def _comments(value: str) -> dict[str, str]:
     return out
 
 
-def parse_value(value: str, header_from: str = "") -> AuthVerdict | None:
+def parse_value(value: str, header_from: str = "", *, aspf: str = "r",
+                adkim: str = "r") -> AuthVerdict | None:
     """One Authentication-Results value (without the field name)."""
     flat = " ".join(value.split())
     try:
@@ -118,9 +128,10 @@ def parse_value(value: str, header_from: str = "") -> AuthVerdict | None:
             arc = MethodResult(result, comment=comments.get("arc", ""))
     from_domain = header_from or dmarc.domain
     spf = MethodResult(spf.result, spf.domain,
-                       spf.result == "pass" and _aligned(spf.domain, from_domain), spf.comment)
-    dkims = [MethodResult(d.result, d.domain, d.result == "pass" and _aligned(d.domain,
-                                                                              from_domain))
+                       spf.result == "pass" and aligned(spf.domain, from_domain, aspf),
+                       spf.comment)
+    dkims = [MethodResult(d.result, d.domain,
+                          d.result == "pass" and aligned(d.domain, from_domain, adkim))
              for d in dkims]
     # The DKIM result that matters for DMARC: an aligned pass, else any pass, else the first.
     best = (next((d for d in dkims if d.aligned), None)
@@ -144,18 +155,17 @@ def _received_by(value: str) -> tuple[str, bool]:
     return (by.group(1).lower().rstrip(".") if by else ""), has_from
 
 
-def trusted(raw: bytes, authserv_id: str) -> AuthVerdict:
-    """The receiver's verdict, or an empty one (``found=False``)."""
-    try:
-        parsed = BytesHeaderParser().parsebytes(raw)
-        headers = [(str(k), str(v)) for k, v in parsed.items()]
-    except Exception:
+def trusted(raw: bytes, authserv_id: str, *, aspf: str = "r", adkim: str = "r") -> AuthVerdict:
+    """The receiver's verdict, or an empty one (``found=False``).
+
+    ``aspf``/``adkim`` are the From domain's alignment modes (``r`` or ``s``)."""
+    headers = _headers(raw)
+    if headers is None:
         return AuthVerdict(authserv_id=authserv_id)
     header_from = _header_from(headers)
     want = authserv_id.lower()
     receiver_org = org_domain(want.split()[0]) if want else ""
     chosen: AuthVerdict | None = None
-    ignored = 0
     for name, value in headers:
         lname = name.lower()
         if lname == "received" and chosen is None:
@@ -166,13 +176,9 @@ def trusted(raw: bytes, authserv_id: str) -> AuthVerdict:
                 break
         if lname != "authentication-results":
             continue
-        verdict = parse_value(value, header_from)
-        if verdict is None or verdict.authserv_id != want:
-            continue
-        if chosen is None:
+        verdict = parse_value(value, header_from, aspf=aspf, adkim=adkim)
+        if verdict is not None and verdict.authserv_id == want and chosen is None:
             chosen = verdict
-        else:
-            ignored += 1
     # Count the lower, untrusted claims too.
     total = sum(1 for name, value in headers if name.lower() == "authentication-results"
                 and value.split(";", 1)[0].strip().lower() == want)
@@ -183,10 +189,8 @@ def trusted(raw: bytes, authserv_id: str) -> AuthVerdict:
 
 def arc_instance(raw: bytes, instance: int, authserv_id: str) -> AuthVerdict:
     """The verdict an ARC intermediary recorded in its AAR (e.g. Cloudflare's i=1)."""
-    try:
-        parsed = BytesHeaderParser().parsebytes(raw)
-        headers = [(str(k), str(v)) for k, v in parsed.items()]
-    except Exception:
+    headers = _headers(raw)
+    if headers is None:
         return AuthVerdict(authserv_id=authserv_id)
     header_from = _header_from(headers)
     for name, value in headers:

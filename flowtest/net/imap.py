@@ -125,6 +125,18 @@ def parse_list(lines: Iterable[bytes | bytearray]) -> Folders:
                    sent=found.get("\\sent"), all=names)
 
 
+def _search_uids(response: aioimaplib.Response) -> list[int]:
+    uids: list[int] = []
+    for line in response.lines[:-1]:  # the last line is the tagged completion
+        words = bytes(line).split()
+        # aioimaplib strips the "SEARCH" keyword of the untagged reply; accept both.
+        if words and words[0].upper() == b"SEARCH":
+            words = words[1:]
+        if words and all(w.isdigit() for w in words):
+            uids.extend(int(w) for w in words)
+    return uids
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -287,15 +299,8 @@ class ImapSession:
         self._client().protocol.announced = False
         response = self._check(
             await self._client().uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
-        uids: list[int] = []
-        for line in response.lines[:-1]:  # the last line is the tagged completion
-            words = bytes(line).split()
-            # aioimaplib strips the "SEARCH" keyword of the untagged reply; accept both.
-            if words and words[0].upper() == b"SEARCH":
-                words = words[1:]
-            if words and all(w.isdigit() for w in words):
-                uids.extend(int(w) for w in words)
-        return sorted(u for u in uids if u > last)  # "n:*" always matches the last message
+        # "n:*" always matches the last message, even below n.
+        return sorted(u for u in _search_uids(response) if u > last)
 
     async def fetch_headers(self, uids: list[int], fields: tuple[str, ...]
                             ) -> list[tuple[int, bytes, frozenset[str]]]:
@@ -326,15 +331,8 @@ class ImapSession:
         """
         response = self._check(await self._client().uid_search(
             "HEADER", TOKEN_HEADER, f'"{prefix}"', charset=None), "UID SEARCH")
-        candidates: list[int] = []
-        for line in response.lines[:-1]:
-            words = bytes(line).split()
-            if words and words[0].upper() == b"SEARCH":
-                words = words[1:]
-            if words and all(w.isdigit() for w in words):
-                candidates.extend(int(w) for w in words)
         confirmed = []
-        for uid, header, _ in await self.fetch_headers(candidates, (TOKEN_HEADER,)):
+        for uid, header, _ in await self.fetch_headers(_search_uids(response), (TOKEN_HEADER,)):
             token = str(BytesHeaderParser().parsebytes(header).get(TOKEN_HEADER, "")).strip()
             if token.startswith(prefix):
                 confirmed.append(uid)
