@@ -1,4 +1,4 @@
-"""flowtest's command line: demo | run | doctor | inspect | sandbox | init.
+"""flowtest's command line: demo | run | doctor | inspect | report | sandbox | init.
 
 Exit codes: 0 every check passed (warnings included), 1 a check failed or could
 not be made, 2 usage or configuration error.
@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="leave the probes in the mailboxes (default: move them to Trash)")
         sp.add_argument("--timeout", metavar="S", type=float,
                         help="seconds to wait for each probe (default: timeouts.delivery_s)")
+        sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
+                        help="where each run writes <time>-<run id>/ (report.json, junit.xml, "
+                             "report.html) and appends to history.jsonl (default: reports/)")
+        sp.add_argument("--nagios", action="store_true",
+                        help="print one Nagios line with perfdata; exit 0 OK, 1 WARNING, "
+                             "2 CRITICAL, 3 UNKNOWN")
+        sp.add_argument("--prometheus-textfile", metavar="PATH", type=Path,
+                        help="write metrics for node_exporter's textfile collector")
 
     demo = sub.add_parser("demo", help="run the DNS and inbound checks against the sandbox",
                           description="Start the sandbox world, probe every alias, and show "
@@ -101,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
                            "header's, e.g. mx.google.com)")
     insp.add_argument("--json", metavar="PATH", type=Path,
                       help="write hops, auth and diagnosis as JSON to PATH")
+
+    rep = sub.add_parser("report", help="rebuild the latest report.html from the history",
+                         description="Rebuild the latest run's report.html with every probe in "
+                                     "history.jsonl.")
+    rep.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
+                     help="the report folder (default: reports/)")
 
     init = sub.add_parser("init", help="write a commented flowtest.toml template",
                           description="Write a commented config template to fill in.")
@@ -187,11 +201,24 @@ def _render_findings(out: Any, findings: list[Any]) -> None:
 
 def _finish(config: Any, results: list[Any], started: float, finished: float, run_id: str,
             args: argparse.Namespace, title: str, findings: list[Any] | None = None) -> int:
-    from flowtest.report import json_report, table
+    from flowtest.report import json_report, metrics, run_folder, table
 
     report = json_report.build(target=config.target, started_at=started, finished_at=finished,
                                probes=results, insecure=config.tls.insecure, run_id=run_id,
                                dns=[f.to_json() for f in findings or []])
+    folder = run_folder.write(report, args.report_dir) if getattr(args, "report_dir", None) \
+        else None
+    if getattr(args, "prometheus_textfile", None):
+        metrics.write_textfile(args.prometheus_textfile, report)
+    if args.json:
+        json_report.write(report, args.json)
+    if getattr(args, "nagios", False):
+        code, line = metrics.nagios(report, warn_s=config.thresholds.latency_warn_s,
+                                    crit_s=config.thresholds.latency_fail_s)
+        if config.tls.insecure:
+            line = "INSECURE TLS: " + line
+        print(line)
+        return code
     out = _console()
     if config.tls.insecure:
         out.print("[bold red]INSECURE: TLS verification is off for this run.[/]")
@@ -201,8 +228,9 @@ def _finish(config: Any, results: list[Any], started: float, finished: float, ru
         table.render(out, results, title=title)
     out.print(f"verdict: [bold]{report['verdict'].upper()}[/]")
     if args.json:
-        json_report.write(report, args.json)
         out.print(f"JSON report: {args.json}")
+    if folder is not None:
+        out.print(f"run folder: {folder} (report.html, junit.xml, report.json)")
     return _exit_for(report["verdict"])
 
 
@@ -373,8 +401,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sandbox": cmd_sandbox, "init": cmd_init,
-            "doctor": cmd_doctor, "inspect": cmd_inspect}
+def cmd_report(args: argparse.Namespace) -> int:
+    from flowtest.report import run_folder
+
+    path = run_folder.rebuild(args.report_dir)
+    if path is None:
+        raise ConfigError("no run found here; run `flowtest demo` or `flowtest run` first",
+                          file=args.report_dir)
+    _console().print(f"rebuilt {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "doctor": cmd_doctor, "inspect": cmd_inspect,
+            "report": cmd_report, "sandbox": cmd_sandbox, "init": cmd_init}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,12 @@ from tests.conftest import CANARY_APP_PASSWORD
 CANARIES = (CANARY_APP_PASSWORD, CANARY_APP_PASSWORD.replace(" ", ""))
 
 
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Runs write reports/ into the working directory by default.
+    monkeypatch.chdir(tmp_path)
+
+
 def validate_report(data: object) -> None:
     schema = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json")
                         .read_text())
@@ -140,10 +146,15 @@ def test_run_against_a_running_sandbox_never_prints_the_secret(
     path = world.write_config(tmp_path / "flowtest.toml")
     report = tmp_path / "report.json"
     caplog.set_level(logging.DEBUG)
-    assert cli.main(["--debug", "run", "-c", str(path), "--json", str(report)]) == 0
+    assert cli.main(["--debug", "run", "-c", str(path), "--json", str(report),
+                     "--report-dir", str(tmp_path / "reports"),
+                     "--prometheus-textfile", str(tmp_path / "m.prom")]) == 0
     out, err = capsys.readouterr()
     assert "PASS" in out
-    no_canary(out, err, report.read_text(), caplog.text)
+    files = [p.read_text() for p in (tmp_path / "reports").rglob("*") if p.is_file()]
+    assert len(files) == 4  # report.json, junit.xml, report.html, history.jsonl
+    no_canary(out, err, report.read_text(), caplog.text, (tmp_path / "m.prom").read_text(),
+              *files)
 
 
 @pytest.mark.faults("bad-app-password")

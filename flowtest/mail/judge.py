@@ -176,7 +176,8 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdic
         return "fail", [f"Not delivered: no copy reached the probe mailbox (INBOX or Spam) "
                         f"within {_fmt_s(facts.waited_s)}, and no bounce came back."]
     verdicts: list[Verdict] = []
-    said: list[str] = []
+    said: list[str] = []       # problems first: the first sentence is the headline
+    notes: list[str] = []
     if facts.original_from or _domain(facts.from_header) != domain:
         verdicts.append("fail")
         said.append(f"Gmail rewrote the From header to {facts.from_header or 'the account'} "
@@ -184,8 +185,8 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdic
                     f"{facts.alias} is not a verified 'Send mail as' address in Gmail. Add and "
                     "verify it under Settings → Accounts → Send mail as.")
     else:
-        said.append(f"Gmail kept From: {facts.alias}; the envelope sender is "
-                    f"{facts.envelope or 'not shown'}.")
+        notes.append(f"Gmail kept From: {facts.alias}; the envelope sender is "
+                     f"{facts.envelope or 'not shown'}.")
     if "spam" in facts.folder_roles:
         verdicts.append("fail")
         said.append("The receiver filed it as spam.")
@@ -197,9 +198,9 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdic
     else:
         dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain})) or "none"
         aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
-        said.append(f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM "
-                    f"{auth.dkim.result} for {dkim_domains}; aligned with the From domain: "
-                    f"{', '.join(aligned) or 'neither'}; DMARC {auth.dmarc.result}.")
+        notes.append(f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM "
+                     f"{auth.dkim.result} for {dkim_domains}; aligned with the From domain: "
+                     f"{', '.join(aligned) or 'neither'}; DMARC {auth.dmarc.result}.")
         policy = facts.dmarc_policy or auth.dmarc_policy
         if auth.dmarc.result != "pass" and not facts.original_from:
             if policy in ("quarantine", "reject") or facts.expect_dmarc_pass:
@@ -226,4 +227,8 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdic
     if facts.intact is False:
         verdicts.append("warn")
         said.append("Altered in transit: the content differs from what was sent.")
-    return worst(verdicts), said
+    verdict = worst(verdicts)
+    if verdict == "pass":
+        said.insert(0, f"Delivered to the probe mailbox's {facts.folder_roles[0]} as "
+                       f"{facts.alias}.")
+    return verdict, said + notes

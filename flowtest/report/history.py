@@ -1,0 +1,49 @@
+"""reports/history.jsonl: one line per probe, appended by every run."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flowtest.secrets import redact
+
+
+def append(path: Path, report: dict[str, Any]) -> int:
+    """Append every probe of a report; returns how many lines were written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for probe in report["probes"]:
+        lines.append(json.dumps({
+            "run_id": report["run_id"], "target": report["target"],
+            "finished_at": report["finished_at"], "leg": probe["leg"], "alias": probe["alias"],
+            "verdict": probe["verdict"], "latency_s": probe["latency_s"],
+            "sent_at": probe["sent_at"], "folder": probe["folder"],
+            "hops": [{"by": h["by"], "delay_s": h["delay_s"]} for h in probe["hops"]],
+            "auth": {k: v["result"] for k, v in probe["auth"].items()},
+        }, ensure_ascii=False))
+    if lines:
+        # One write of whole lines in append mode: concurrent runs do not interleave.
+        data = redact("\n".join(lines)) + "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, data.encode("utf-8"))
+        finally:
+            os.close(fd)
+    return len(lines)
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """Every readable line; a damaged line is skipped, never fatal."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                yield row

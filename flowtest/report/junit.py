@@ -1,0 +1,48 @@
+"""JUnit XML of a run: one test case per probe and per DNS problem, so any CI
+shows flowtest's results in its test tab."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from flowtest.secrets import redact
+
+
+def build(report: dict[str, Any]) -> bytes:
+    probes = report["probes"]
+    dns = [f for f in report["dns"] if f["severity"] in ("error", "warning")]
+    failures = sum(p["verdict"] == "fail" for p in probes) + sum(
+        f["severity"] == "error" for f in dns)
+    errors = sum(p["verdict"] == "error" for p in probes)
+    suite = ET.Element("testsuite", name="flowtest", tests=str(len(probes) + len(dns) or 1),
+                       failures=str(failures), errors=str(errors),
+                       timestamp=report["started_at"])
+    for p in probes:
+        case = ET.SubElement(suite, "testcase", classname=f"flowtest.{p['leg']}",
+                             name=p["alias"],
+                             time=f"{p['latency_s'] or 0:.3f}")
+        text = "\n".join(p["diagnosis"])
+        if p["verdict"] == "fail":
+            ET.SubElement(case, "failure", message=p["diagnosis"][0] if p["diagnosis"]
+                          else "failed").text = text
+        elif p["verdict"] == "error":
+            ET.SubElement(case, "error", message=p["diagnosis"][0] if p["diagnosis"]
+                          else "error").text = text
+        ET.SubElement(case, "system-out").text = text
+    for f in dns:
+        case = ET.SubElement(suite, "testcase", classname="flowtest.dns", name=f["code"])
+        if f["severity"] == "error":
+            ET.SubElement(case, "failure", message=f["message"]).text = f"fix: {f['fix']}"
+        else:
+            ET.SubElement(case, "system-out").text = f"{f['message']}\nfix: {f['fix']}"
+    if not probes and not dns:
+        ET.SubElement(suite, "testcase", classname="flowtest.dns", name="all-clear")
+    return redact(ET.tostring(suite, encoding="unicode", xml_declaration=True)).encode()
+
+
+def write(report: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build(report))
+    return path

@@ -1,0 +1,103 @@
+"""Scheduled use: the Nagios line and the Prometheus textfile."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+NAGIOS_CODES = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
+NAGIOS_WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+
+
+def _label(text: str) -> str:
+    """A perfdata label: no quotes, equals signs or spaces (Nagios plugin guidelines)."""
+    return re.sub(r"[^A-Za-z0-9_.@-]", "_", text)
+
+
+def nagios(report: dict[str, Any], *, warn_s: float, crit_s: float) -> tuple[int, str]:
+    """Exit code and the one line: status, summary | perfdata."""
+    code = NAGIOS_CODES[report["verdict"]]
+    probes = report["probes"]
+    bad = [p for p in probes if p["verdict"] != "pass"]
+    dns_bad = [f for f in report["dns"] if f["severity"] in ("error", "warning")]
+    if bad:
+        first = bad[0]
+        summary = (f"{len(bad)}/{len(probes)} probes not passing; {first['leg']} {first['alias']}: "
+                   f"{first['diagnosis'][0] if first['diagnosis'] else first['verdict']}")
+    elif dns_bad:
+        summary = f"DNS: {dns_bad[0]['code']}: {dns_bad[0]['message']}"
+    else:
+        summary = f"{len(probes)} probes delivered"
+    perf = []
+    for p in probes:
+        label = _label(f"{p['leg']}_{p['alias']}")
+        value = "U" if p["latency_s"] is None else f"{p['latency_s']:.3f}"
+        perf.append(f"{label}={value}s;{warn_s:g};{crit_s:g};0;")
+    summary = summary.replace("|", "/").replace("\n", " ")
+    return code, f"FLOWTEST {NAGIOS_WORDS[code]} - {summary} | {' '.join(perf)}".rstrip(" |")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_LAST_RE = re.compile(r"^flowtest_last_success_timestamp_seconds\{(.*)\} (\S+)$")
+
+
+def previous_successes(text: str) -> dict[str, str]:
+    """labels -> value of the last-success gauge in an earlier textfile."""
+    return {m.group(1): m.group(2) for m in map(_LAST_RE.match, text.splitlines()) if m}
+
+
+def prometheus(report: dict[str, Any], *, now: float | None = None,
+               previous: dict[str, str] | None = None) -> str:
+    """Text exposition format, for node_exporter's textfile collector. A probe
+    that failed now keeps the last-success time of an earlier run."""
+    at = time.time() if now is None else now
+    previous = previous or {}
+    out = [
+        "# HELP flowtest_probe_success 1 if the probe passed (or warned), else 0.",
+        "# TYPE flowtest_probe_success gauge",
+    ]
+    rows = []
+    for p in report["probes"]:
+        labels = f'leg="{_escape(p["leg"])}",alias="{_escape(p["alias"])}"'
+        rows.append((labels, p))
+        out.append(f"flowtest_probe_success{{{labels}}} {int(p['verdict'] in ('pass', 'warn'))}")
+    out += ["# HELP flowtest_probe_latency_seconds End-to-end latency on flowtest's clock.",
+            "# TYPE flowtest_probe_latency_seconds gauge"]
+    out += [f"flowtest_probe_latency_seconds{{{labels}}} {p['latency_s']}"
+            for labels, p in rows if p["latency_s"] is not None]
+    out += ["# HELP flowtest_auth_pass 1 if the receiver's verdict for the method is pass.",
+            "# TYPE flowtest_auth_pass gauge"]
+    for labels, p in rows:
+        for method, verdict in p["auth"].items():
+            out.append(f'flowtest_auth_pass{{{labels},method="{method}"}} '
+                       f"{int(verdict['result'] == 'pass')}")
+    out += ["# HELP flowtest_last_success_timestamp_seconds When the probe last passed.",
+            "# TYPE flowtest_last_success_timestamp_seconds gauge"]
+    for labels, p in rows:
+        if p["verdict"] in ("pass", "warn"):
+            out.append(f"flowtest_last_success_timestamp_seconds{{{labels}}} {at:.0f}")
+        elif labels in previous:
+            out.append(f"flowtest_last_success_timestamp_seconds{{{labels}}} {previous[labels]}")
+    out += ["# HELP flowtest_run_timestamp_seconds When this run finished.",
+            "# TYPE flowtest_run_timestamp_seconds gauge",
+            f"flowtest_run_timestamp_seconds {at:.0f}"]
+    return "\n".join(out) + "\n"
+
+
+def write_textfile(path: Path, report: dict[str, Any]) -> None:
+    """Atomic replace, as the textfile collector requires."""
+    try:
+        previous = previous_successes(path.read_text(encoding="utf-8"))
+    except OSError:
+        previous = {}
+    text = prometheus(report, previous=previous)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,82 @@
+"""Reports of a run: the run folder, history, JUnit, HTML, Nagios and Prometheus,
+and the scheduled-use exit codes for pass, warn and fail."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from flowtest import cli
+from flowtest.report import history, metrics
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_every_run_writes_a_folder_and_appends_history(tmp_path: Path) -> None:
+    rd = tmp_path / "reports"
+    for _ in range(2):
+        assert cli.main(["demo", "--aliases", "1", "--report-dir", str(rd)]) == 0
+    folders = sorted(p for p in rd.iterdir() if p.is_dir())
+    assert len(folders) == 2
+    for folder in folders:
+        report = json.loads((folder / "report.json").read_text())
+        jsonschema.Draft202012Validator(SCHEMA).validate(report)
+        suite = ET.fromstring((folder / "junit.xml").read_bytes())
+        assert suite.get("tests") == "2" and suite.get("failures") == "0"
+        page = (folder / "report.html").read_text()
+        assert "<script" not in page and "http://" not in page.replace(
+            "http://www.w3.org/2000/svg", "")  # self-contained, offline
+    rows = list(history.read(rd / "history.jsonl"))
+    assert len(rows) == 4 and {r["leg"] for r in rows} == {"inbound", "outbound"}
+    assert "<svg" in (folders[-1] / "report.html").read_text()  # the history chart
+    assert cli.main(["report", "--report-dir", str(rd)]) == 0
+
+
+@pytest.mark.parametrize(("fault", "nagios_code", "word"), [
+    (None, 1, "WARNING"),           # outbound send-as DMARC warning under p=none
+    ("spam", 2, "CRITICAL"),
+    ("bad-app-password", 3, "UNKNOWN"),
+])
+def test_nagios_line_and_exit_codes(capsys: pytest.CaptureFixture[str], fault: str | None,
+                                    nagios_code: int, word: str) -> None:
+    args = ["demo", "--aliases", "1", "--nagios"] + (["--fault", fault] if fault else [])
+    assert cli.main(args) == nagios_code
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith(f"FLOWTEST {word} - ")
+    assert "inbound_hello@example.me=" in out[0]
+
+
+def test_inbound_only_passes_with_nagios_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--aliases", "1", "--leg", "inbound", "--nagios"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("FLOWTEST OK - 1 probes delivered | inbound_hello@example.me=")
+    assert line.endswith("s;5;15;0;")
+
+
+def test_prometheus_textfile_keeps_the_last_success_of_a_failing_probe(tmp_path: Path) -> None:
+    prom = tmp_path / "flowtest.prom"
+    assert cli.main(["demo", "--aliases", "1", "--leg", "inbound",
+                     "--prometheus-textfile", str(prom)]) == 0
+    first = metrics.previous_successes(prom.read_text())
+    key = 'leg="inbound",alias="hello@example.me"'
+    assert key in first
+    assert cli.main(["demo", "--aliases", "1", "--leg", "inbound", "--fault", "spam",
+                     "--prometheus-textfile", str(prom)]) == 1
+    text = prom.read_text()
+    assert f"flowtest_probe_success{{{key}}} 0" in text
+    assert metrics.previous_successes(text)[key] == first[key]
+
+
+def test_a_damaged_history_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"leg": "inbound"}\nnot json\n[1]\n')
+    assert list(history.read(path)) == [{"leg": "inbound"}]
