@@ -1,4 +1,4 @@
-"""flowtest's command line: demo | run | doctor | inspect | report | sandbox | init.
+"""flowtest's command line: demo | run | doctor | inspect | latency | report | sandbox | init.
 
 Exit codes: 0 every check passed (warnings included), 1 a check failed or could
 not be made, 2 usage or configuration error.
@@ -109,6 +109,25 @@ def _parser() -> argparse.ArgumentParser:
                            "header's, e.g. mx.google.com)")
     insp.add_argument("--json", metavar="PATH", type=Path,
                       help="write hops, auth and diagnosis as JSON to PATH")
+
+    lat = sub.add_parser("latency", help="measure forwarding latency with repeated probes",
+                         description="Send N inbound probes, S seconds apart, and print p50, "
+                                     "p90, p99 and max end to end and per hop; write a plot and "
+                                     "add the probes to the history.")
+    lat.add_argument("--config", "-c", metavar="FILE", type=Path,
+                     help="the config (default: the embedded sandbox)")
+    lat.add_argument("--count", "-n", metavar="N", type=int, default=10,
+                     help="how many probes (default 10, at most 1000)")
+    lat.add_argument("--interval", metavar="S", type=float, default=1.0,
+                     help="seconds between probes (default 1)")
+    lat.add_argument("--alias", metavar="ADDRESS",
+                     help="the alias to probe (default: the first configured)")
+    lat.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[],
+                     help="sandbox only: start the world with this fault (repeatable)")
+    lat.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
+                     help="run folder (with latency.svg) and history (default: reports/)")
+    lat.add_argument("--json", metavar="PATH", type=Path,
+                     help="write the JSON report, with the percentiles under 'latency'")
 
     rep = sub.add_parser("report", help="rebuild the latest report.html from the history",
                          description="Rebuild the latest run's report.html with every probe in "
@@ -401,6 +420,80 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _measure(config: Any, args: argparse.Namespace) -> list[Any]:
+    from rich.progress import Progress
+
+    from flowtest.flows import inbound
+    from flowtest.flows.common import Options
+    from flowtest.mail.probe import new_run_id
+
+    aliases = [a for a in config.aliases if args.alias in (None, a.address)]
+    if not aliases:
+        raise ConfigError(f"{args.alias} is not one of the configured aliases", key="--alias")
+    sandbox = config.target == "sandbox"
+    options = Options(poll_s=1.0 if sandbox else 10.0, settle_s=0.0)
+    results: list[Any] = []
+    with Progress(console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"probing {aliases[0].address}", total=args.count)
+        for i in range(args.count):
+            if i:
+                await asyncio.sleep(args.interval)
+            results += await inbound.run(config, aliases=aliases[:1], run_id=new_run_id(),
+                                         options=options)
+            bar.advance(task)
+    return results
+
+
+def cmd_latency(args: argparse.Namespace) -> int:
+    import json
+
+    from flowtest import config as cfg
+    from flowtest import guard
+    from flowtest.mail.probe import new_run_id
+    from flowtest.mail.stats import by_hop
+    from flowtest.report import json_report, latency_plot, run_folder
+
+    if not 1 <= args.count <= 1000:
+        raise ConfigError("must be between 1 and 1000", key="--count")
+    if args.interval < 0:
+        raise ConfigError("must be 0 or more", key="--interval")
+    started = time.time()
+    if args.config is None:
+        from flowtest.sandbox import World
+        with guard.guarded(), World(faults=args.fault) as world:
+            config = world.config()
+            results = asyncio.run(_measure(config, args))
+    else:
+        if args.fault:
+            raise ConfigError("--fault works only with the sandbox (no --config)", key="--fault")
+        config = cfg.load(args.config)
+        if config.target == "sandbox":
+            guard.enable()
+        results = asyncio.run(_measure(config, args))
+    summaries = by_hop(results)
+    report = json_report.build(target=config.target, started_at=started, finished_at=time.time(),
+                               probes=results, run_id=new_run_id())
+    folder = run_folder.write(report, args.report_dir)
+    latencies = [r.latency_s for r in results if r.latency_s is not None]
+    plot = latency_plot.write(folder / "latency.svg", latencies,
+                              title=f"flowtest latency: {results[0].alias}, {len(latencies)} "
+                                    f"of {len(results)} delivered")
+    out = _console()
+    out.print(f"{'':34} {'n':>4} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9}")
+    for s in summaries:
+        out.print(f"{s.name[:34]:34} {s.count:>4} {s.p50:>8.3f}s {s.p90:>8.3f}s {s.p99:>8.3f}s "
+                  f"{s.max:>8.3f}s")
+    lost = len(results) - len(latencies)
+    if lost:
+        out.print(f"[bold red]{lost} of {len(results)} probes were not delivered[/]")
+    out.print(f"plot: {plot}\nrun folder: {folder}")
+    if args.json:
+        report["latency"] = [s.to_json() for s in summaries]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return _exit_for(report["verdict"])
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flowtest.report import run_folder
 
@@ -413,7 +506,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "run": cmd_run, "doctor": cmd_doctor, "inspect": cmd_inspect,
-            "report": cmd_report, "sandbox": cmd_sandbox, "init": cmd_init}
+            "report": cmd_report, "sandbox": cmd_sandbox, "init": cmd_init,
+            "latency": cmd_latency}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,3 +80,35 @@ def test_a_damaged_history_line_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     path.write_text('{"leg": "inbound"}\nnot json\n[1]\n')
     assert list(history.read(path)) == [{"leg": "inbound"}]
+
+
+def test_latency_command_percentiles_plot_and_history(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rd = tmp_path / "reports"
+    out_json = tmp_path / "latency.json"
+    assert cli.main(["latency", "-n", "4", "--interval", "0", "--report-dir", str(rd),
+                     "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "end to end" in out and "p99" in out and "hop 3: mx.google.com" in out
+    data = json.loads(out_json.read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    e2e = data["latency"][0]
+    assert e2e["name"] == "end to end" and e2e["count"] == 4
+    assert e2e["p50_s"] <= e2e["p90_s"] <= e2e["p99_s"] <= e2e["max_s"]
+    svg = next(rd.rglob("latency.svg")).read_text()
+    assert svg.count("<circle") == 4 and "p90" in svg
+    assert len(list(history.read(rd / "history.jsonl"))) == 4
+
+
+def test_latency_command_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["latency", "-n", "0"]) == 2
+    assert "--count" in capsys.readouterr().err
+    assert cli.main(["latency", "-n", "1", "--alias", "nobody@example.me"]) == 2
+
+
+def test_percentiles() -> None:
+    from flowtest.mail.stats import percentile
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (
+        50.0, 90.0, 99.0)
+    assert percentile([3.0], 99) == 3.0

@@ -63,7 +63,8 @@ def hops(raw: bytes, *, sent_at: float | None = None) -> list[Hop]:
     """The chain in the order the message travelled (oldest first).
 
     ``sent_at`` (flowtest's own clock) anchors the first delay; otherwise the
-    message's Date header does.
+    message's Date header does. Delays next to whole-second Received dates are
+    accurate to about a second; a precise hop after one gets the lower bound.
     """
     try:
         headers = BytesHeaderParser().parsebytes(raw)
@@ -82,10 +83,21 @@ def hops(raw: bytes, *, sent_at: float | None = None) -> list[Hop]:
         date = headers.get("Date")
         previous = parse_date(str(date)) if date else None
     out: list[Hop] = []
+    whole_second = False  # the previous time was a truncated Received date
     for hop in found:
         delay = None
         if hop.at is not None and previous is not None:
             delay = round(hop.at - previous, 3)
+            if hop.source == "Received" and -1.0 < delay < 0:
+                # Received dates are whole seconds (truncated): a hop can look
+                # up to a second earlier than a precisely timed one before it.
+                delay = 0.0
+            elif hop.source != "Received" and whole_second:
+                # A precise time after a truncated one: the previous hop may have
+                # been up to a second later, so report the lower bound.
+                delay = round(max(0.0, delay - 1.0), 3)
+        if hop.at is not None:
+            whole_second = hop.source == "Received"
         out.append(Hop(hop.by, hop.from_, hop.at, delay, hop.source))
         if hop.at is not None:
             previous = hop.at

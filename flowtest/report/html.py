@@ -92,9 +92,10 @@ def _history_svg(rows: list[dict[str, Any]]) -> str:
             parts.append(f'<circle cx="{x(p["sent_at"]):.1f}" cy="{y(p["latency_s"]):.1f}" r="3"'
                          f' fill="{COLORS.get(p.get("verdict", ""), "#59636e")}"><title>'
                          f'{_e(name)}: {p["latency_s"]:.3f} s</title></circle>')
-    for t in (t0, t1):
+    for t, anchor in ((t0, "start"), (t1, "end")):
         label = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
-        parts.append(f'<text x="{x(t) - 40:.0f}" y="{height - 12}" font-size="11">{label}</text>')
+        parts.append(f'<text x="{x(t):.0f}" y="{height - 12}" font-size="11" '
+                     f'text-anchor="{anchor}">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
