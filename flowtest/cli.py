@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def run_options(sp: argparse.ArgumentParser) -> None:
+        # Also accepted after the command; SUPPRESS keeps the top-level value.
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and protocol logs (secrets stay redacted)")
         sp.add_argument("--leg", choices=("both", "inbound", "outbound"), default="both",
                         help="which direction to probe (default: both)")
         sp.add_argument("--json", metavar="PATH", type=Path,
