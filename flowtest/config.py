@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from flowtest import providers
 from flowtest.errors import ConfigError, SecretError
 from flowtest.secrets import Secret
 
@@ -48,9 +49,18 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
+def receiver(account: Account) -> providers.Receiver:
+    """Whose Authentication-Results to trust for mail this account receives."""
+    return providers.receiver_for(account.provider, account.authserv_id,
+                                  account.address.rpartition("@")[2], fallback=account.imap.host)
+
+
 @dataclass(frozen=True)
 class Account:
-    """A mailbox flowtest logs in to: the Gmail account or the probe account."""
+    """A mailbox flowtest logs in to: the Gmail account or the probe account.
+
+    ``provider`` names a profile in flowtest.providers (endpoints, how it
+    stamps Authentication-Results); ``authserv_id`` overrides the latter."""
 
     address: str
     username: str
@@ -223,7 +233,10 @@ _ACCOUNT_KEYS = {"address", "username", "password", "app_password", "smtp", "ima
 
 
 def _endpoint(r: _Reader, data: Mapping[str, Any], key: str, default_port: int,
-              default_tls: TlsMode) -> Endpoint:
+              default_tls: TlsMode, profile: tuple[str, int, str] | None = None) -> Endpoint:
+    if profile is not None and key.rsplit(".", 1)[-1] not in data:
+        host, port, tls = profile
+        return Endpoint(host=host, port=port, tls=tls)  # type: ignore[arg-type]
     table = r.table(data, key)
     r.unknown(table, key, _ENDPOINT_KEYS)
     host = r.string(table, f"{key}.host")
@@ -245,6 +258,11 @@ def _account(r: _Reader, data: Mapping[str, Any], key: str, password_key: str,
              smtp_default: tuple[int, TlsMode]) -> Account:
     table = r.table(data, key)
     r.unknown(table, key, _ACCOUNT_KEYS)
+    provider = r.string(table, f"{key}.provider", "gmail" if key == "gmail" else "custom")
+    profile = providers.get(provider)
+    if profile is None and provider != "custom":
+        raise r.fail(f"{key}.provider", f"unknown provider {provider!r}; known: custom, "
+                     f"{', '.join(providers.PROVIDERS)}")
     address = r.string(table, f"{key}.address")
     if not check_address(address):
         raise r.fail(f"{key}.address", f"{address!r} is not a mail address")
@@ -255,9 +273,11 @@ def _account(r: _Reader, data: Mapping[str, Any], key: str, password_key: str,
         address=address,
         username=r.string(table, f"{key}.username", address),
         password=r.secret(table, f"{key}.{password_key}"),
-        smtp=_endpoint(r, table, f"{key}.smtp", *smtp_default),
-        imap=_endpoint(r, table, f"{key}.imap", 993, "implicit"),
-        provider=r.string(table, f"{key}.provider", "custom"),
+        smtp=_endpoint(r, table, f"{key}.smtp", *smtp_default,
+                       profile=profile.smtp if profile else None),
+        imap=_endpoint(r, table, f"{key}.imap", 993, "implicit",
+                       profile=profile.imap if profile else None),
+        provider=provider,
         authserv_id=table.get("authserv_id"),
     )
 

@@ -126,3 +126,16 @@ def test_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # Revealed values are scrubbed from any text that leaves the process.
     assert redact("login with s3cret-value-one failed") == "login with *** failed"
     assert "s3cret" not in repr(Secret("env:FT_SECRET_X"))
+
+
+def test_a_provider_profile_fills_in_the_endpoints(tmp_path: Path) -> None:
+    text = GOOD.replace('''smtp = { host = "smtp.fastmail.com" }
+imap = { host = "imap.fastmail.com" }''', 'provider = "fastmail"')
+    c = cfg.load(write(tmp_path, text))
+    assert c.probe.smtp == cfg.Endpoint("smtp.fastmail.com", 465, "implicit")
+    assert c.probe.imap == cfg.Endpoint("imap.fastmail.com", 993, "implicit")
+    trust = cfg.receiver(c.probe)
+    assert trust.matches("mx3.messagingengine.com") and not trust.matches("mx.google.com")
+    assert cfg.receiver(c.gmail).matches("mx.google.com")  # gmail is the default profile
+    with pytest.raises(ConfigError, match="unknown provider 'hotmale'"):
+        cfg.load(write(tmp_path, text.replace('"fastmail"', '"hotmale"')))

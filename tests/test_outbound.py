@@ -88,3 +88,23 @@ def test_dmarc_records_and_strict_alignment() -> None:
     assert aligned("mail.example.me", "example.me", "r")
     assert not aligned("mail.example.me", "example.me", "s")
     assert parse_record("v=DMARC1; p=bogus").policy == ""
+
+
+@pytest.mark.parametrize("style", ["gmail", "outlook", "icloud", "qq", "163", "fastmail",
+                                   "yahoo"])
+def test_each_provider_profiles_authentication_results(flowtest_keys: object,
+                                                       style: str) -> None:
+    # The sandbox's external provider writes its headers the way the profile's
+    # provider does; flowtest must read the same verdicts from every form.
+    with World(keys=flowtest_keys, aliases=["hello"], external_style=style,  # type: ignore[arg-type]
+               retry_delays=(0.1, 0.2)) as world:
+        config = world.config()
+        assert config.probe.provider == style
+        [r] = run(config)
+        world.check_errors()
+    a = r.auth
+    assert a is not None and a.found, (style, r.diagnosis)
+    assert (a.spf.result, a.spf.domain) == ("pass", "gmail.com"), style
+    assert (a.dkim.result, a.dkim.domain) == ("pass", "gmail.com"), style
+    assert (a.dmarc.result, a.dmarc.domain) == ("fail", "example.me"), style
+    assert r.verdict == "warn"

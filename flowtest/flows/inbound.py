@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from flowtest.config import Alias, Config
+from flowtest.config import Alias, Config, receiver
 from flowtest.errors import FlowtestError
 from flowtest.flows.common import (
     Options,
@@ -93,8 +93,7 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
         return error_result("inbound", alias.address, p.token, w.error)
     arrival = w.arrival
     latency = arrival.seen_at - receipt.accepted_at if arrival else None
-    auth = authresults.trusted(arrival.raw, config.gmail.authserv_id or "mx.google.com") \
-        if arrival else None
+    auth = authresults.trusted(arrival.raw, receiver(config.gmail)) if arrival else None
     relay_auth = authresults.arc_instance(arrival.raw, 1, CLOUDFLARE_AUTHSERV_ID) \
         if arrival else None
     intact = probe.content_digest(arrival.raw) == p.digest if arrival else None

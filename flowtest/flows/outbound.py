@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 
+from flowtest import config as cfg
 from flowtest.config import Alias, Config
 from flowtest.errors import FlowtestError
 from flowtest.flows.common import (
@@ -91,9 +92,9 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
     if w.error:
         return error_result("outbound", alias.address, p.token, w.error)
     arrival = w.arrival
-    authserv_id = config.probe.authserv_id or config.probe.imap.host
     modes = {"aspf": dmarc.aspf, "adkim": dmarc.adkim} if dmarc else {}
-    auth = authresults.trusted(arrival.raw, authserv_id, **modes) if arrival else None
+    trust = cfg.receiver(config.probe)
+    auth = authresults.trusted(arrival.raw, trust, **modes) if arrival else None
     headers = BytesHeaderParser().parsebytes(arrival.raw) if arrival else None
     latency = arrival.seen_at - receipt.accepted_at if arrival else None
     facts = judge.OutboundFacts(

@@ -17,11 +17,15 @@ from email.utils import getaddresses
 import authres
 
 from flowtest.mail.dmarc import aligned
-from flowtest.mail.orgdomain import org_domain
+from flowtest.providers import Receiver
 
 _PARSER = authres.all_features()
+_NO_ID = "flowtest.no-authserv-id"
 _POLICY_RE = re.compile(r"\bp=(\w+)(?:\s+sp=(\w+))?(?:\s+dis=(\w+))?", re.IGNORECASE)
+_PUBLISHED_RE = re.compile(r"policy\.published-domain-policy=(\w+)", re.IGNORECASE)
 _CLAUSE_COMMENT_RE = re.compile(r"^\s*([\w.-]+)\s*=\s*([\w-]+)\s*\(([^)]*)\)")
+# "dmarc=fail(p=NONE)": no space before the comment (Yahoo); authres wants one.
+_TIGHT_COMMENT_RE = re.compile(r"(\b(?:spf|dkim|dmarc|arc)=[\w-]+)\(")
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,16 @@ def _comments(value: str) -> dict[str, str]:
 
 def parse_value(value: str, header_from: str = "", *, aspf: str = "r",
                 adkim: str = "r") -> AuthVerdict | None:
-    """One Authentication-Results value (without the field name)."""
-    flat = " ".join(value.split())
+    """One Authentication-Results value (without the field name).
+
+    Outlook writes it without an authserv-id ("spf=pass …; dkim=…"); such a
+    header gets the authserv-id "" here."""
+    # A trailing ";" (Yahoo) makes authres expect one more method.
+    flat = _TIGHT_COMMENT_RE.sub(r"\1 (", " ".join(value.split())).rstrip("; ")
+    first = flat.split(";", 1)[0]
+    no_id = "=" in first
     try:
-        parsed = _PARSER.parse(f"Authentication-Results: {flat}")
+        parsed = _PARSER.parse(f"Authentication-Results: {_NO_ID + '; ' if no_id else ''}{flat}")
     except Exception:  # authres raises several kinds on malformed input
         return None
     comments = _comments(flat)
@@ -142,8 +152,12 @@ def parse_value(value: str, header_from: str = "", *, aspf: str = "r",
     if m:
         policy = m.group(1).lower()
         disposition = (m.group(3) or "").lower()
+    else:
+        published = _PUBLISHED_RE.search(flat)
+        policy = published.group(1).lower() if published else ""
     return AuthVerdict(
-        authserv_id=str(parsed.authserv_id or "").lower(), found=True, spf=spf, dkim=best,
+        authserv_id="" if no_id else str(parsed.authserv_id or "").lower(), found=True,
+        spf=spf, dkim=best,
         dkim_all=tuple(dkims), dmarc=dmarc, arc=arc, header_from=from_domain,
         dmarc_policy=policy, dmarc_disposition=disposition)
 
@@ -155,36 +169,56 @@ def _received_by(value: str) -> tuple[str, bool]:
     return (by.group(1).lower().rstrip(".") if by else ""), has_from
 
 
-def trusted(raw: bytes, authserv_id: str, *, aspf: str = "r", adkim: str = "r") -> AuthVerdict:
+def trusted(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
+            adkim: str = "r") -> AuthVerdict:
     """The receiver's verdict, or an empty one (``found=False``).
 
-    ``aspf``/``adkim`` are the From domain's alignment modes (``r`` or ``s``)."""
+    ``receiver`` is its authserv-id or a :class:`Receiver` (a pattern, or the
+    id-less form, and the receiver's own domains). ``aspf``/``adkim`` are the
+    From domain's alignment modes (``r`` or ``s``)."""
+    rec = receiver if isinstance(receiver, Receiver) else Receiver.exact(receiver)
     headers = _headers(raw)
     if headers is None:
-        return AuthVerdict(authserv_id=authserv_id)
+        return AuthVerdict(authserv_id=rec.authserv)
     header_from = _header_from(headers)
-    want = authserv_id.lower()
-    receiver_org = org_domain(want.split()[0]) if want else ""
     chosen: AuthVerdict | None = None
+    claims = used = 0
+    inside = True  # still above the first hop into the receiver from outside
     for name, value in headers:
         lname = name.lower()
-        if lname == "received" and chosen is None:
+        if lname == "received" and inside:
             by, has_from = _received_by(value)
-            # The first hop into the receiver from outside: anything below it
-            # arrived with the message and may be forged.
-            if has_from and by and not _aligned(by, receiver_org):
-                break
+            # Anything below the hop into the receiver arrived with the message
+            # and may have been written by the sender.
+            if has_from and by and not rec.owns(by):
+                inside = False
         if lname != "authentication-results":
             continue
         verdict = parse_value(value, header_from, aspf=aspf, adkim=adkim)
-        if verdict is not None and verdict.authserv_id == want and chosen is None:
-            chosen = verdict
-    # Count the lower, untrusted claims too.
-    total = sum(1 for name, value in headers if name.lower() == "authentication-results"
-                and value.split(";", 1)[0].strip().lower() == want)
+        if verdict is None or not rec.matches(verdict.authserv_id):
+            continue
+        claims += 1
+        if inside:
+            # Some providers (iCloud) write one header per method: merge them,
+            # the topmost result of each method winning.
+            chosen = verdict if chosen is None else _merge(chosen, verdict)
+            used += 1
     if chosen is None:
-        return AuthVerdict(authserv_id=authserv_id, ignored=total, header_from=header_from)
-    return AuthVerdict(**{**chosen.__dict__, "ignored": total - 1})
+        return AuthVerdict(authserv_id=rec.authserv, ignored=claims, header_from=header_from)
+    return AuthVerdict(**{**chosen.__dict__, "ignored": claims - used})
+
+
+def _merge(top: AuthVerdict, lower: AuthVerdict) -> AuthVerdict:
+    def pick(a: MethodResult, b: MethodResult) -> MethodResult:
+        return a if a.result != "none" else b
+
+    return AuthVerdict(
+        authserv_id=top.authserv_id, found=True, spf=pick(top.spf, lower.spf),
+        dkim=pick(top.dkim, lower.dkim), dkim_all=top.dkim_all or lower.dkim_all,
+        dmarc=pick(top.dmarc, lower.dmarc), arc=pick(top.arc, lower.arc),
+        header_from=top.header_from or lower.header_from,
+        dmarc_policy=top.dmarc_policy or lower.dmarc_policy,
+        dmarc_disposition=top.dmarc_disposition or lower.dmarc_disposition)
 
 
 def arc_instance(raw: bytes, instance: int, authserv_id: str) -> AuthVerdict:

@@ -13,7 +13,7 @@ from typing import Any
 import dkim
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from flowtest.sandbox import hosts
+from flowtest.sandbox import hosts, styles
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.mailstore import MailStore
 from flowtest.sandbox.message import crlf, prepend, random_id
@@ -37,10 +37,13 @@ SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b
 
 
 class External:
-    def __init__(self, ctx: Context, *, address: str, password: str) -> None:
+    def __init__(self, ctx: Context, *, address: str, password: str,
+                 style: str = "custom") -> None:
         self.ctx = ctx
         self.address = address.lower()
         self.password = password
+        # How its MX writes Authentication-Results: its own way, or a real provider's.
+        self.style = style
         self.authserv_id = ctx.names.ext_mx
         self.store = MailStore(hosts.EXT_IMAP, ctx.server_tls, special_use=FOLDERS)
         self.mx = SmtpServer(hosts.EXT_MX, _Mx(self), hostname=ctx.names.ext_mx,
@@ -108,20 +111,6 @@ class External:
                       rcpt: str) -> str:
         message_id = message_id_of(raw)
         v = await self.ctx.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo)
-        clauses = []
-        for d in v.dkim:
-            clauses.append(f"dkim={d.result} header.d={d.domain} header.s={d.selector} "
-                           f"header.b={d.b}")
-        if not v.dkim:
-            clauses.append("dkim=none")
-        clauses.append(f"spf={v.spf.result} smtp.mailfrom={v.spf.mail_from}")
-        if v.dmarc is not None:
-            clauses.append(f"dmarc={v.dmarc.result} (p={v.dmarc.policy}) "
-                           f"header.from={v.dmarc.from_domain}")
-        else:
-            clauses.append("dmarc=none")
-        if v.arc.result != "none":
-            clauses.append(f"arc={v.arc.result}")
         folder = INBOX
         if v.dmarc is not None and v.dmarc.result == "fail":
             if v.dmarc.disposition == "reject":
@@ -138,7 +127,7 @@ class External:
             f"Received: from {helo} ({helo} [{ip}])\r\n\tby {self.ctx.names.ext_mx} "
             f"(flowtest sandbox) with ESMTPS id {random_id(10)}\r\n\tfor <{rcpt}>; "
             f"{smtp_date(now)}",
-            f"Authentication-Results: {self.authserv_id};\r\n\t" + ";\r\n\t".join(clauses),
+            *styles.results(self.style, v, ip=ip, own=self.authserv_id),
         )
         await self.store.append(self.address, folder, stamped)
         self.ctx.truth.record("stored", "external", message_id, rcpt, folder)

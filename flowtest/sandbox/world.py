@@ -56,6 +56,7 @@ class World:
         probe_password: str | None = None,
         external_domain: str = "sender.example",
         catch_all: bool = False,
+        external_style: str = "custom",
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
     ) -> None:
         self.names = Names(domain=domain, external=external_domain)
@@ -68,6 +69,10 @@ class World:
         self.probe_address = (probe_address or f"probe@{external_domain}").lower()
         self.probe_password = probe_password or secrets.token_urlsafe(12)
         self.catch_all = catch_all
+        from flowtest.sandbox.styles import STYLES
+        if external_style not in STYLES:
+            raise SandboxError(f"unknown style {external_style!r}; known: {', '.join(STYLES)}")
+        self.external_style = external_style
         self.retry_delays = retry_delays
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
@@ -124,7 +129,7 @@ class World:
         self.gmail = Gmail(self.ctx, address=self.gmail_address,
                            app_password=self.gmail_app_password, send_as=self.aliases)
         self.external = External(self.ctx, address=self.probe_address,
-                                 password=self.probe_password)
+                                 password=self.probe_password, style=self.external_style)
         self.icloud = ICloud(self.ctx)
 
         loop = asyncio.new_event_loop()
@@ -238,8 +243,10 @@ class World:
                               authserv_id="mx.google.com"),
             probe=cfg.Account(self.probe_address, self.probe_address,
                               Secret(f"file:{probe_ref}", value=self.probe_password),
-                              ep["probe.smtp"], ep["probe.imap"], provider="custom",
-                              authserv_id=self.names.ext_mx),
+                              ep["probe.smtp"], ep["probe.imap"],
+                              provider=self.external_style,
+                              authserv_id=self.names.ext_mx
+                              if self.external_style == "custom" else None),
             target="sandbox",
             dns=cfg.DnsSettings(nameservers=((hosts.DNS, self.dns.port),), timeout_s=3.0),
             tls=cfg.TlsSettings(ca_file=self.ca_file),
@@ -286,7 +293,8 @@ imap = {endpoint(conf.gmail.imap)}
 [probe]
 address = "{conf.probe.address}"
 password = "file:{probe_file}"
-authserv_id = "{conf.probe.authserv_id}"
+provider = "{conf.probe.provider}"
+{f'authserv_id = "{conf.probe.authserv_id}"' if conf.probe.authserv_id else ""}
 smtp = {endpoint(conf.probe.smtp)}
 imap = {endpoint(conf.probe.imap)}
 

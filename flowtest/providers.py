@@ -1,0 +1,137 @@
+"""What we know of the mail providers people use with this setup: endpoints,
+how they stamp Authentication-Results, their Spam folder, the kind of password
+they want, and their known limits. A profile name in the config fills in the
+rest; anything can be overridden there.
+
+Facts marked ``confirmed=False`` come from the providers' help pages and
+public header samples but were not checked against a live account here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flowtest.mail.orgdomain import org_domain
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """Whose Authentication-Results to trust (RFC 8601 §5).
+
+    ``authserv`` is the exact authserv-id, or a regular expression when
+    ``pattern`` is true; the empty string means the provider writes the header
+    without one (Outlook). ``domains`` are the organizational domains of the
+    provider's own hosts: a ``Received`` hop into them marks where the
+    provider's headers end and the sender's begin.
+    """
+
+    authserv: str
+    pattern: bool = False
+    domains: tuple[str, ...] = ()
+
+    def matches(self, authserv_id: str) -> bool:
+        if self.pattern:
+            return re.fullmatch(self.authserv, authserv_id, re.IGNORECASE) is not None
+        return authserv_id.lower() == self.authserv.lower()
+
+    def owns(self, host: str) -> bool:
+        return bool(host) and org_domain(host) in self.domains
+
+    @classmethod
+    def exact(cls, authserv_id: str) -> Receiver:
+        """A receiver known only by its authserv-id (its hosts share its org domain)."""
+        first = authserv_id.split()[0] if authserv_id.strip() else ""
+        return cls(authserv_id, domains=(org_domain(first),) if first else ())
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    label: str
+    smtp: tuple[str, int, str]          # host, port, tls mode
+    imap: tuple[str, int, str]
+    receiver: Receiver
+    spam_folder: str                    # its usual name; flowtest finds it by \\Junk
+    password_kind: str                  # what the login wants
+    login_hint: str                     # what to do when the login is refused
+    limits: str = ""
+    confirmed: bool = False
+
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (
+    Provider(
+        "gmail", "Gmail", ("smtp.gmail.com", 587, "starttls"), ("imap.gmail.com", 993, "implicit"),
+        Receiver("mx.google.com", domains=("google.com",)), "[Gmail]/Spam", "app password",
+        "Create an app password (Google Account → Security → 2-Step Verification → App "
+        "passwords); it needs 2-Step Verification, and changing the account password revokes it.",
+        "about 500 recipients a day; about 15 IMAP connections", confirmed=True),
+    Provider(
+        "outlook", "Outlook.com / Hotmail", ("smtp-mail.outlook.com", 587, "starttls"),
+        ("outlook.office365.com", 993, "implicit"),
+        Receiver("", domains=("outlook.com",)), "Junk", "password or app password",
+        "Outlook.com accounts may refuse password logins for IMAP/SMTP (Microsoft moved personal "
+        "accounts to OAuth2); with 2-step verification use an app password, and check that "
+        "POP and IMAP are allowed in Outlook's settings.",
+        "Authentication-Results carries no authserv-id; about 300 recipients a day"),
+    Provider(
+        "icloud", "iCloud Mail", ("smtp.mail.me.com", 587, "starttls"),
+        ("imap.mail.me.com", 993, "implicit"),
+        Receiver(r"[\w.-]*icloud\.com", pattern=True, domains=("icloud.com",
+                                                                          "apple.com")),
+        "Junk", "app-specific password",
+        "Use an app-specific password (appleid.apple.com → Sign-In and Security); the Apple "
+        "ID password is refused.",
+        "about 1000 messages a day"),
+    Provider(
+        "qq", "QQ Mail", ("smtp.qq.com", 465, "implicit"), ("imap.qq.com", 993, "implicit"),
+        Receiver(r"[\w.-]*qq\.com", pattern=True, domains=("qq.com",)), "Junk",
+        "authorization code (授权码)",
+        "QQ Mail wants the authorization code from Settings → Account → POP3/IMAP/SMTP, not "
+        "the QQ password; enable IMAP/SMTP there first."),
+    Provider(
+        "163", "NetEase 163 Mail", ("smtp.163.com", 465, "implicit"),
+        ("imap.163.com", 993, "implicit"),
+        Receiver(r"[\w.-]*163\.com", pattern=True, domains=("163.com", "netease.com")),
+        "垃圾邮件", "authorization code (授权码)",
+        "163 wants the client authorization code from Settings → POP3/SMTP/IMAP, not the "
+        "login password; enable IMAP/SMTP there first.",
+        "IMAP refuses SELECT ('Unsafe Login') from clients that do not send the IMAP ID command"),
+    Provider(
+        "fastmail", "Fastmail", ("smtp.fastmail.com", 465, "implicit"),
+        ("imap.fastmail.com", 993, "implicit"),
+        Receiver(r"mx\d*\.messagingengine\.com", pattern=True,
+                 domains=("messagingengine.com", "fastmail.com")),
+        "Spam", "app password",
+        "Create an app password with IMAP and SMTP access (Settings → Privacy & Security → "
+        "App passwords); the account password is refused."),
+    Provider(
+        "yahoo", "Yahoo Mail", ("smtp.mail.yahoo.com", 465, "implicit"),
+        ("imap.mail.yahoo.com", 993, "implicit"),
+        Receiver(r"atlas[\w.-]*\.yahoo\.com", pattern=True, domains=("yahoo.com",)),
+        "Bulk", "app password",
+        "Generate an app password (Account security → Generate app password); the account "
+        "password is refused."),
+)}
+
+
+def get(name: str) -> Provider | None:
+    return PROVIDERS.get(name.lower())
+
+
+def receiver_for(provider: str, authserv_id: str | None, account_domain: str,
+                 fallback: str = "") -> Receiver:
+    """The Receiver to trust for an account: the config's authserv_id if given,
+    else the profile's, else ``fallback`` (e.g. the IMAP host); the account's
+    own domain always counts as the provider's."""
+    own = org_domain(account_domain) if account_domain else ""
+    profile = get(provider)
+    if authserv_id is not None:
+        base = Receiver.exact(authserv_id)
+        domains = base.domains + (profile.receiver.domains if profile else ())
+        return Receiver(authserv_id, False, tuple(dict.fromkeys((*domains, own))))
+    if profile is not None:
+        r = profile.receiver
+        return Receiver(r.authserv, r.pattern, tuple(dict.fromkeys((*r.domains, own))))
+    base = Receiver.exact(fallback)
+    return Receiver(fallback, False, tuple(dict.fromkeys((*base.domains, own))))
