@@ -1,4 +1,5 @@
-"""flowtest's command line: demo | run | doctor | inspect | latency | report | sandbox | init.
+"""flowtest's command line: demo | run | doctor | login-check | inspect | latency | report |
+sandbox | init.
 
 Exit codes: 0 every check passed (warnings included), 1 a check failed or could
 not be made, 2 usage or configuration error.
@@ -101,6 +102,19 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", metavar="PATH", type=Path,
                         help="write the JSON report (findings under 'dns') to PATH")
 
+    lc = sub.add_parser("login-check", help="log in to every endpoint; send nothing",
+                        description="Connect and log in to both SMTP servers and both IMAP "
+                                    "mailboxes, verify TLS, list the folders flowtest will "
+                                    "watch. Sends nothing.")
+    lc.add_argument("--config", "-c", metavar="FILE", type=Path, default=Path("flowtest.toml"),
+                    help="the config file (default: ./flowtest.toml)")
+    lc.add_argument("--insecure", action="store_true",
+                    help="accept plaintext and unverified TLS (loudly marked)")
+    lc.add_argument("--sandbox", action="store_true",
+                    help="check the sandbox world's endpoints instead (with --fault)")
+    lc.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[],
+                    help="with --sandbox: start the world with this fault (repeatable)")
+
     insp = sub.add_parser("inspect", help="read a saved message: hops, auth, diagnosis",
                           description="Read a message you saved (Gmail: ⋮ → Show original → "
                                       "Download original) and show its hops with delays, the "
@@ -142,12 +156,19 @@ def _parser() -> argparse.ArgumentParser:
                           description="Write a commented config template to fill in.")
     init.add_argument("--path", metavar="FILE", type=Path, default=Path("flowtest.toml"),
                       help="where to write it (default: ./flowtest.toml)")
-    init.add_argument("--domain", default="example.me", help="your domain")
+    init.add_argument("--domain", help="your domain (e.g. example.me)")
     init.add_argument("--alias", dest="aliases", metavar="NAME", action="append",
                       help="an alias to test (repeatable)")
-    init.add_argument("--gmail", default="you@gmail.com", help="the Gmail address")
-    init.add_argument("--probe", default="probe@fastmail.com",
-                      help="the probe account's address (another provider)")
+    init.add_argument("--gmail", help="the Gmail address Cloudflare forwards to")
+    init.add_argument("--probe", help="the probe account's address (another provider)")
+    init.add_argument("--probe-provider", metavar="NAME",
+                      help="the probe account's provider: gmail, outlook, icloud, qq, 163, "
+                           "fastmail, yahoo or custom (default: guessed from --probe)")
+    init.add_argument("--secrets", choices=("env", "file", "keyring"),
+                      help="where the passwords will come from (default env)")
+    init.add_argument("--non-interactive", action="store_true",
+                      help="never ask; take flags and defaults (also when stdin is not a "
+                           "terminal)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     return p
 
@@ -382,18 +403,56 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    import tomllib
+
     from flowtest import config as cfg
+    from flowtest import providers
 
     path: Path = args.path
     if path.exists() and not args.force:
         raise ConfigError("already exists; use --force to overwrite it", file=path)
-    aliases = tuple(args.aliases or ["hello"])
-    probe_domain = args.probe.rpartition("@")[2]
-    text = cfg.template(domain=args.domain, aliases=aliases, gmail=args.gmail,
-                        probe=args.probe, probe_smtp=f"smtp.{probe_domain}",
-                        probe_imap=f"imap.{probe_domain}")
+    interactive = not args.non_interactive and sys.stdin.isatty()
+
+    def ask(value: str | None, question: str, default: str,
+            valid: Any = lambda v: True, why: str = "") -> str:
+        while value is None and interactive:
+            answer = input(f"{question} [{default}]: ").strip() or default
+            if valid(answer):
+                return answer
+            print(f"  {why}")
+        value = value if value is not None else default
+        if not valid(value):
+            raise ConfigError(why, key=question)
+        return value
+
+    domain = ask(args.domain, "Your domain", "example.me", cfg.check_domain,
+                 "that is not a domain name").lower()
+    alias_text = ask(",".join(args.aliases) if args.aliases else None,
+                     "Aliases to test (comma-separated)", "hello")
+    aliases = tuple(a.strip() for a in alias_text.split(",") if a.strip())
+    gmail = ask(args.gmail, "Your Gmail address", "you@gmail.com", cfg.check_address,
+                "that is not a mail address")
+    probe = ask(args.probe, "The probe account (at another provider)", "probe@fastmail.com",
+                lambda a: cfg.check_address(a) and a.lower() != gmail.lower(),
+                "give a mail address other than the Gmail account")
+    guess = next((name for name, p in providers.PROVIDERS.items()
+                  if probe.rpartition("@")[2] in (f"{name}.com", p.imap[0].split(".", 1)[1])),
+                 "custom")
+    provider = ask(args.probe_provider, "Its provider (" + ", ".join(providers.PROVIDERS)
+                   + ", custom)", guess, lambda v: v == "custom" or providers.get(v) is not None,
+                   "unknown provider")
+    secrets = ask(args.secrets, "Where passwords come from (env, file, keyring)", "env",
+                  lambda v: v in cfg.SECRET_SOURCES, "answer env, file or keyring")
+    text = cfg.template(domain=domain, aliases=aliases, gmail=gmail, probe=probe,
+                        provider=provider, secrets=secrets)
+    cfg.parse(tomllib.loads(text), file=path)  # never write a file that would not load
     path.write_text(text, encoding="utf-8")
-    _console().print(f"wrote {path}; fill in the accounts, then run `flowtest run -c {path}`")
+    profile = providers.get(provider)
+    out = _console()
+    out.print(f"wrote {path}")
+    out.print(f"next: put the Gmail app password and the probe account's "
+              f"{profile.password_kind if profile else 'password'} where the file says "
+              f"({secrets}), then run `flowtest login-check -c {path}`.")
     return EXIT_OK
 
 
@@ -497,6 +556,38 @@ def cmd_latency(args: argparse.Namespace) -> int:
     return _exit_for(report["verdict"])
 
 
+def cmd_login_check(args: argparse.Namespace) -> int:
+    from flowtest import config as cfg
+    from flowtest import guard
+    from flowtest.flows import login_check
+
+    if args.sandbox:
+        from flowtest.sandbox import World
+        from flowtest.sandbox.faults import parse as parse_fault
+
+        for spec in args.fault:
+            parse_fault(spec)
+        with guard.guarded(), World(faults=args.fault) as world:
+            config = _with_overrides(world.config(), args)
+            checks = asyncio.run(login_check.check(config))
+    else:
+        if args.fault:
+            raise ConfigError("--fault needs --sandbox", key="--fault")
+        config = _with_overrides(cfg.load(args.config), args)
+        if config.target == "sandbox":
+            guard.enable()
+        checks = asyncio.run(login_check.check(config))
+    out = _console()
+    if config.tls.insecure:
+        out.print("[bold red]INSECURE: TLS verification is off.[/]")
+    for c in checks:
+        mark = "[bold green]OK  [/]" if c.ok else "[bold red]FAIL[/]"
+        out.print(f"{mark} {c.role:22} {c.endpoint}: {c.detail}", soft_wrap=True)
+        if c.hint:
+            out.print(f"     hint: {c.hint}", soft_wrap=True)
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAIL
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from flowtest.report import run_folder
 
@@ -510,7 +601,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {"demo": cmd_demo, "run": cmd_run, "doctor": cmd_doctor, "inspect": cmd_inspect,
             "report": cmd_report, "sandbox": cmd_sandbox, "init": cmd_init,
-            "latency": cmd_latency}
+            "latency": cmd_latency, "login-check": cmd_login_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

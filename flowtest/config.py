@@ -443,7 +443,8 @@ cleanup = "trash"
 # The Gmail account Cloudflare forwards to, and that sends as the aliases.
 address = "{gmail}"
 # A 16-letter app password (Google Account -> Security -> 2-Step Verification -> App passwords).
-app_password = "env:FLOWTEST_GMAIL_APP_PASSWORD"
+app_password = "{gmail_secret}"
+provider = "gmail"
 smtp = {{ host = "smtp.gmail.com", port = 587, tls = "starttls" }}
 imap = {{ host = "imap.gmail.com", port = 993, tls = "implicit" }}
 
@@ -451,8 +452,12 @@ imap = {{ host = "imap.gmail.com", port = 993, tls = "implicit" }}
 # A mailbox at ANOTHER provider: it sends the inbound probes and receives the
 # outbound ones. It must not be the Gmail account above (Gmail drops mail it sent itself).
 address = "{probe}"
-password = "env:FLOWTEST_PROBE_PASSWORD"
-smtp = {{ host = "{probe_smtp}", port = 587, tls = "starttls" }}
+# Its {password_kind}.
+password = "{probe_secret}"
+# A profile (gmail, outlook, icloud, qq, 163, fastmail, yahoo) fills in the
+# servers and how it writes Authentication-Results; "custom" needs them below.
+provider = "{provider}"
+smtp = {{ host = "{probe_smtp}", port = {smtp_port}, tls = "{smtp_tls}" }}
 imap = {{ host = "{probe_imap}", port = 993, tls = "implicit" }}
 
 [dns]
@@ -475,8 +480,29 @@ latency_fail_s = 300
 '''
 
 
+SECRET_SOURCES = ("env", "file", "keyring")
+
+
+def secret_ref(source: str, what: str, account: str) -> str:
+    """A reference for a new config: env:NAME, file:PATH or keyring:SERVICE/USER."""
+    if source == "env":
+        return f"env:FLOWTEST_{what.upper()}"
+    if source == "file":
+        return f"file:~/.config/flowtest/{what}"
+    return f"keyring:flowtest/{account}"
+
+
 def template(*, domain: str = "example.me", aliases: tuple[str, ...] = ("hello",),
              gmail: str = "you@gmail.com", probe: str = "probe@fastmail.com",
-             probe_smtp: str = "smtp.fastmail.com", probe_imap: str = "imap.fastmail.com") -> str:
-    return TEMPLATE.format(domain=domain, aliases=", ".join(f'"{a}"' for a in aliases),
-                           gmail=gmail, probe=probe, probe_smtp=probe_smtp, probe_imap=probe_imap)
+             provider: str = "fastmail", secrets: str = "env") -> str:
+    profile = providers.get(provider)
+    probe_domain = probe.rpartition("@")[2]
+    smtp = profile.smtp if profile else (f"smtp.{probe_domain}", 587, "starttls")
+    imap = profile.imap if profile else (f"imap.{probe_domain}", 993, "implicit")
+    return TEMPLATE.format(
+        domain=domain, aliases=", ".join(f'"{a}"' for a in aliases), gmail=gmail, probe=probe,
+        provider=provider if profile else "custom", probe_smtp=smtp[0], smtp_port=smtp[1],
+        smtp_tls=smtp[2], probe_imap=imap[0],
+        password_kind=profile.password_kind if profile else "password",
+        gmail_secret=secret_ref(secrets, "gmail_app_password", gmail),
+        probe_secret=secret_ref(secrets, "probe_password", probe))
