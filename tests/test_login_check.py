@@ -100,3 +100,25 @@ def test_init_non_interactive_with_flags(tmp_path: Path) -> None:
     assert loaded.gmail.password.ref == "keyring:flowtest/a@gmail.com"
     assert cli.main(["init", "--non-interactive", "--path", str(tmp_path / "g.toml"),
                      "--gmail", "a@gmail.com", "--probe", "a@gmail.com"]) == 2
+
+
+@pytest.mark.parametrize(("section", "kind", "role"), [
+    ("gmail", "smtp", "Gmail SMTP (send-as)"), ("gmail", "imap", "Gmail IMAP"),
+    ("probe", "smtp", "probe account SMTP"), ("probe", "imap", "probe account IMAP"),
+])
+def test_each_endpoint_down_is_named(world: World, tmp_path: Path, section: str, kind: str,
+                                     role: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from flowtest.flows import login_check
+
+    config = world.config()
+    account = getattr(config, section)
+    dead = dataclasses.replace(account, **{kind: dataclasses.replace(getattr(account, kind),
+                                                                       port=1)})
+    config = dataclasses.replace(config, **{section: dead})
+    import asyncio
+    checks = {c.role: c for c in asyncio.run(login_check.check(config))}
+    assert not checks[role].ok and "cannot connect" in checks[role].detail
+    assert checks[role].hint.startswith("Nothing answered")
+    assert all(c.ok for r, c in checks.items() if r != role)

@@ -102,10 +102,13 @@ class Submission:
             t = time.perf_counter()
             await client.ehlo()
             timings["ehlo"] = time.perf_counter() - t
-            if ep.tls == "starttls":
-                if not client.supports_extension("starttls"):
-                    raise TLSError("server does not offer STARTTLS (stripped or misconfigured)",
-                                   endpoint=self.name)
+            offered = client.supports_extension("starttls")
+            if ep.tls == "starttls" and not offered and not self.tls.insecure:
+                # A man in the middle can delete STARTTLS from EHLO (RFC 3207 §6).
+                raise TLSError("server does not offer STARTTLS (stripped or misconfigured); "
+                               "refusing to log in in plaintext (--insecure allows it)",
+                               endpoint=self.name)
+            if ep.tls == "starttls" and offered:
                 t = time.perf_counter()
                 await client.starttls()
                 await client.ehlo()  # capabilities change after STARTTLS (RFC 3207 §4.2)
@@ -116,6 +119,9 @@ class Submission:
                 password = normalize_app_password(password)
             await client.login(self.account.username, password)
             timings["auth"] = time.perf_counter() - t
+        except TLSError:
+            await self.close()
+            raise
         except ssl.SSLError as exc:
             await self.close()
             raise TLSError(describe(exc), endpoint=self.name) from None

@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,7 @@ Authenticator = Callable[[str, str], str | None]  # (login, password) -> error r
 class SmtpServer:
     """An aiosmtpd server on ``host``, port 0; :attr:`port` is known after start."""
 
-    def __init__(self, host: str, handler: Any, *, hostname: str, tls: ssl.SSLContext,
+    def __init__(self, host: str, handler: Any, *, hostname: str, tls: ssl.SSLContext | None,
                  require_starttls: bool = False, authenticator: Authenticator | None = None,
                  implicit_tls: bool = False) -> None:
         self.host = host
@@ -64,21 +65,28 @@ class SmtpServer:
 
     def _factory(self) -> SMTP:
         auth = self.authenticator is not None
-        proto = SMTP(
+        with warnings.catch_warnings():
+            # A server without TLS but with AUTH is what a STARTTLS-stripping
+            # man in the middle looks like; the sandbox builds one on purpose.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            proto = self._protocol(auth)
+        self._protocols = [p for p in self._protocols if p.transport is not None]
+        self._protocols.append(proto)
+        return proto
+
+    def _protocol(self, auth: bool) -> SMTP:
+        return SMTP(
             self.handler,
             hostname=self.hostname,
             ident=f"{self.hostname} ESMTP",
             tls_context=None if self.implicit_tls else self.tls,
             require_starttls=self.require_starttls and not self.implicit_tls,
             auth_required=auth,
-            auth_require_tls=not self.implicit_tls,
+            auth_require_tls=not self.implicit_tls and self.tls is not None,
             authenticator=self._auth if auth else None,
             auth_exclude_mechanism=["CRAM-MD5"] if auth else None,
             data_size_limit=25 * 1024 * 1024,  # Cloudflare's 25 MiB message limit
         )
-        self._protocols = [p for p in self._protocols if p.transport is not None]
-        self._protocols.append(proto)
-        return proto
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
