@@ -139,3 +139,56 @@ imap = { host = "imap.fastmail.com" }''', 'provider = "fastmail"')
     assert cfg.receiver(c.gmail).matches("mx.google.com")  # gmail is the default profile
     with pytest.raises(ConfigError, match="unknown provider 'hotmale'"):
         cfg.load(write(tmp_path, text.replace('"fastmail"', '"hotmale"')))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 70000) | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["host", "port", "tls", "address", "address",
+                                       "password", "app_password", "provider", "smtp", "imap",
+                                       "x"]), children, max_size=5),
+    max_leaves=12)
+_documents = st.fixed_dictionaries({}, optional={
+    key: _values for key in ("domain", "aliases", "gmail", "probe", "dns", "tls", "timeouts",
+                             "thresholds", "target", "cleanup", "dkim_selectors",
+                             "require_dmarc_pass", "unknown")})
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=_documents)
+def test_the_loader_only_ever_raises_config_error(document: dict[str, object]) -> None:
+    try:
+        cfg.parse(document)
+    except ConfigError as error:
+        assert error.reason and "Traceback" not in str(error)
+
+
+_PATHS = [("domain",), ("aliases",), ("gmail",), ("gmail", "address"), ("gmail", "smtp"),
+          ("gmail", "smtp", "port"), ("gmail", "smtp", "tls"), ("gmail", "imap", "address"),
+          ("gmail", "app_password"), ("probe", "password"), ("probe", "provider"),
+          ("probe", "smtp"), ("dns", "nameservers"), ("dns", "timeout_s"), ("tls",),
+          ("tls", "ca_file"), ("timeouts", "delivery_s"), ("thresholds",),
+          ("thresholds", "latency_warn_s"), ("target",), ("cleanup",), ("dkim_selectors",),
+          ("require_dmarc_pass",)]
+
+
+@settings(max_examples=600, deadline=None)
+@given(path=st.sampled_from(_PATHS), value=_values)
+def test_one_bad_value_in_a_good_file_gives_a_clear_error(path: tuple[str, ...],
+                                                         value: object) -> None:
+    import tomllib
+    document = tomllib.loads(GOOD)
+    node = document
+    for key in path[:-1]:
+        node = node.setdefault(key, {})  # type: ignore[assignment]
+        if not isinstance(node, dict):
+            return
+    node[path[-1]] = value
+    try:
+        cfg.parse(document)
+    except ConfigError as error:
+        assert error.key and error.reason

@@ -134,7 +134,7 @@ def test_body_modified(world: World) -> None:
 @pytest.mark.faults("imap-drop")
 def test_imap_drop_reconnects_and_still_finds_it(world: World) -> None:
     r = run(world.config())[0]
-    assert r.verdict == "pass" and r.delivered
+    assert r.verdict == "warn" and r.delivered and r.folder == "INBOX"
     assert "IMAP connection dropped" in said(r)
 
 
@@ -147,7 +147,7 @@ def test_duplicate(world: World) -> None:
 @pytest.mark.faults("spoofed-ar")
 def test_spoofed_authentication_results_are_ignored(world: World) -> None:
     r = run(world.config())[0]
-    assert r.verdict == "pass"
+    assert r.verdict == "warn" and r.folder == "INBOX"
     assert r.auth is not None and r.auth.ignored == 1
     assert "Ignored 1 Authentication-Results" in said(r)
 

@@ -109,9 +109,12 @@ def judge_inbound(facts: InboundFacts, thresholds: Thresholds) -> tuple[Verdict,
                     "results could not be read.")
     else:
         if auth.ignored:
+            # The verdicts above come from Gmail's own header only; a forgery is
+            # still worth a warning: something on the path writes in Gmail's name.
+            verdicts.append("warn")
             said.append(f"Ignored {auth.ignored} Authentication-Results header(s) that claim "
                         f"to be from {auth.authserv_id} but sit below Gmail's own: written "
-                        "by someone else, never trusted.")
+                        "by someone else (the sender or a server on the way), never trusted.")
         domain = facts.alias.rpartition("@")[2]
         for d in auth.dkim_all:
             if d.domain == domain and d.result != "pass":
@@ -130,8 +133,10 @@ def judge_inbound(facts: InboundFacts, thresholds: Thresholds) -> tuple[Verdict,
             said.append(f"SPF for the domain is {auth.spf.result}: Gmail could not evaluate "
                         "it (two v=spf1 records, or too many lookups). Run `flowtest doctor`.")
     if facts.reconnects:
+        verdicts.append("warn")
         said.append(f"The IMAP connection dropped {facts.reconnects} time(s); flowtest "
-                    "reconnected and kept watching.")
+                    "reconnected and kept watching. Mail apps on this mailbox may miss "
+                    "new mail too.")
     return worst(verdicts), said
 
 
