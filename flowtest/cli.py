@@ -58,10 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--prometheus-textfile", metavar="PATH", type=Path,
                         help="write metrics for node_exporter's textfile collector")
 
-    demo = sub.add_parser("demo", help="run the DNS and inbound checks against the sandbox",
-                          description="Start the sandbox world, probe every alias, and show "
-                                      "what arrived. --fault shows what a broken setup "
-                                      "looks like.")
+    demo = sub.add_parser("demo", help="run the DNS check and both legs against the sandbox",
+                          description="Start the sandbox world, check its DNS, probe every "
+                                      "alias inbound and outbound, and show what arrived. "
+                                      "--fault shows what a broken setup looks like.")
     demo.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[],
                       help="break the sandbox on purpose (repeatable); "
                            "`flowtest sandbox --list-faults` lists them")

@@ -116,6 +116,7 @@ class MailStore:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self.connections_total = 0
+        self.connections_peak = 0  # most connections open at once (providers cap this)
 
     async def start(self) -> None:
         self.config.apply_context()
@@ -129,6 +130,7 @@ class MailStore:
             assert task is not None
             self._connections[task] = writer
             self.connections_total += 1
+            self.connections_peak = max(self.connections_peak, len(self._connections))
             try:
                 await imap(reader, writer, sock_info)
             finally:
