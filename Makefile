@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ground_truth.py --runs 20
+	$(BIN)/python benchmarks/bench.py
 
 sandbox: $(STAMP)
 	$(BIN)/flowtest sandbox --write-config reports/sandbox.toml
