@@ -3,11 +3,14 @@ by name, the provider's hint on failure, exit codes, and no secret anywhere."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from flowtest import cli
+from flowtest.flows import login_check
 from flowtest.sandbox import World
 from tests.conftest import CANARY_APP_PASSWORD
 
@@ -108,16 +111,11 @@ def test_init_non_interactive_with_flags(tmp_path: Path) -> None:
 ])
 def test_each_endpoint_down_is_named(world: World, tmp_path: Path, section: str, kind: str,
                                      role: str, capsys: pytest.CaptureFixture[str]) -> None:
-    import dataclasses
-
-    from flowtest.flows import login_check
-
     config = world.config()
     account = getattr(config, section)
     dead = dataclasses.replace(account, **{kind: dataclasses.replace(getattr(account, kind),
                                                                        port=1)})
     config = dataclasses.replace(config, **{section: dead})
-    import asyncio
     checks = {c.role: c for c in asyncio.run(login_check.check(config))}
     assert not checks[role].ok and "cannot connect" in checks[role].detail
     assert checks[role].hint.startswith("Nothing answered")

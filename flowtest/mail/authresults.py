@@ -80,10 +80,6 @@ def _header_from(headers: list[tuple[str, str]]) -> str:
     return ""
 
 
-def _aligned(a: str, b: str) -> bool:
-    return aligned(a, b, "r")
-
-
 def _headers(raw: bytes) -> list[tuple[str, str]] | None:
     try:
         parsed = BytesHeaderParser().parsebytes(raw)

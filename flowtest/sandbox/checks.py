@@ -23,6 +23,7 @@ import dns.exception
 import dns.resolver
 import spf
 
+from flowtest.mail.dmarc import aligned
 from flowtest.mail.orgdomain import org_domain
 
 # authheaders re-reads the PSL on each call and groups reserved TLDs wrongly;
@@ -155,9 +156,6 @@ class _Collect:
     info = warning = error = debug
 
 
-_TAG_RE = re.compile(rb"(?:^|;)\s*([a-z]+)\s*=\s*([^;]*)")
-
-
 def _sig_tags(value: bytes) -> dict[bytes, bytes]:
     flat = re.sub(rb"\s+", b"", value)
     return {m.group(1): m.group(2) for m in re.finditer(rb"(?:^|;)([a-z]+)=([^;]*)", flat)}
@@ -205,15 +203,6 @@ def check_arc(raw: bytes, dnsfunc: DnsFunc) -> ArcCheck:
         return ArcCheck("fail", len(seals), str(exc))
     return ArcCheck(cv.decode() if isinstance(cv, bytes) else str(cv), len(seals),
                     str(comment or ""))
-
-
-def aligned(a: str, b: str, mode: str) -> bool:
-    if not a or not b:
-        return False
-    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
-    if mode == "s":
-        return a == b
-    return org_domain(a) == org_domain(b)
 
 
 def check_dmarc(raw: bytes, spf_check: SpfCheck, dkims: list[DkimCheck],

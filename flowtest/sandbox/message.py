@@ -10,8 +10,6 @@ import secrets
 import string
 import time
 
-_FOLD = re.compile(rb"\r?\n(?=[ \t])")
-
 
 def crlf(raw: bytes) -> bytes:
     return re.sub(rb"\r?\n", b"\r\n", raw)
@@ -29,7 +27,7 @@ def split(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def header_lines(head: bytes) -> list[bytes]:
-    """Unfolded? No: whole header fields, each with its folded continuation lines."""
+    """Whole header fields, each with its folded continuation lines kept."""
     fields: list[bytes] = []
     for line in head.split(b"\r\n"):
         if not line:
