@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from flowtest.config import Account, Config
+from flowtest.config import Account, Alias, Config
 from flowtest.errors import FlowtestError, ProbeTimeout, TransportError
 from flowtest.mail import bounce, probe
 from flowtest.net.imap import Arrival, Watcher, trash
@@ -33,6 +33,36 @@ class Options:
     settle_s: float = 1.0        # after a probe arrives, keep watching this long for copies
     html: bool = False
     attachment: bytes | None = None
+
+
+Judge = Callable[[Alias, probe.Probe, "Receipt | FlowtestError"], Awaitable[ProbeResult]]
+
+
+async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
+                  probes: Sequence[probe.Probe], run_id: str, *, sender: Account,
+                  app_password: bool, target: tuple[Watcher, bool],
+                  reports: tuple[Watcher, bool], judge: Judge,
+                  progress: Progress) -> list[ProbeResult]:
+    """The skeleton of both legs: watch the two mailboxes, send every probe
+    through one session, judge each, clean up, always stop the watchers.
+    Each watcher comes with whether its account logs in with an app password."""
+    progress("connect", "", f"watching {target[0].account.address} and "
+                            f"{reports[0].account.address}")
+    failure = await start_watchers(target[0], reports[0])
+    if failure is not None:
+        return [error_result(leg, a.address, p.token, str(failure))
+                for a, p in zip(targets, probes, strict=True)]
+    try:
+        receipts = await send_all(sender, probes, config, app_password=app_password,
+                                  progress=progress)
+        results = list(await asyncio.gather(*(
+            judge(alias, p, receipts[p.token]) for alias, p in zip(targets, probes,
+                                                                   strict=True))))
+        if config.cleanup == "trash":
+            await cleanup(config, run_id, [target, reports], progress)
+    finally:
+        await asyncio.gather(target[0].stop(), reports[0].stop())
+    return results
 
 
 async def start_watchers(*watchers: Watcher) -> FlowtestError | None:

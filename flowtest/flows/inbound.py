@@ -7,20 +7,11 @@ account for bounces and delay warnings.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from flowtest.config import Alias, Config, receiver
 from flowtest.errors import FlowtestError
-from flowtest.flows.common import (
-    Options,
-    Progress,
-    cleanup,
-    error_result,
-    quiet,
-    send_all,
-    start_watchers,
-)
+from flowtest.flows.common import Options, Progress, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
 from flowtest.net.imap import Watcher
@@ -60,24 +51,17 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
     prefix = probe.run_prefix(rid)
     gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
                     poll_s=opts.poll_s, app_password=True)
+    # The probe account receives bounces and delay warnings about the probes.
     sender_box = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
                          poll_s=opts.poll_s, bounces=True)
-    progress("connect", "", f"watching {config.gmail.address} and {config.probe.address}")
-    failure = await start_watchers(gmail, sender_box)
-    if failure is not None:
-        return [error_result("inbound", a.address, p.token, str(failure))
-                for a, p in zip(targets, probes, strict=True)]
-    try:
-        receipts = await send_all(config.probe, probes, config, app_password=False,
-                                  progress=progress)
-        results = list(await asyncio.gather(*(
-            _await_probe(config, alias, p, receipts[p.token], gmail, sender_box, opts, progress)
-            for alias, p in zip(targets, probes, strict=True))))
-        if config.cleanup == "trash":
-            await cleanup(config, rid, [(gmail, True), (sender_box, False)], progress)
-    finally:
-        await asyncio.gather(gmail.stop(), sender_box.stop())
-    return results
+
+    async def judge_one(alias: Alias, p: probe.Probe,
+                        receipt: Receipt | FlowtestError) -> ProbeResult:
+        return await _await_probe(config, alias, p, receipt, gmail, sender_box, opts, progress)
+
+    return await run_leg(config, "inbound", targets, probes, rid, sender=config.probe,
+                         app_password=False, target=(gmail, True), reports=(sender_box, False),
+                         judge=judge_one, progress=progress)
 
 
 async def _await_probe(config: Config, alias: Alias, p: probe.Probe,

@@ -8,22 +8,13 @@ sent back to the account.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 
 from flowtest import config as cfg
 from flowtest.config import Alias, Config
 from flowtest.errors import FlowtestError
-from flowtest.flows.common import (
-    Options,
-    Progress,
-    cleanup,
-    error_result,
-    quiet,
-    send_all,
-    start_watchers,
-)
+from flowtest.flows.common import Options, Progress, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
 from flowtest.mail.dmarc import DmarcRecord, parse_record
@@ -58,25 +49,18 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
     prefix = probe.run_prefix(rid)
     receiver = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
                        poll_s=opts.poll_s)
+    # Gmail sends bounces about refused send-as mail back to the account.
     gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
                     poll_s=opts.poll_s, app_password=True, bounces=True)
-    progress("connect", "", f"watching {config.probe.address} and {config.gmail.address}")
-    failure = await start_watchers(receiver, gmail)
-    if failure is not None:
-        return [error_result("outbound", a.address, p.token, str(failure))
-                for a, p in zip(targets, probes, strict=True)]
-    try:
-        receipts = await send_all(config.gmail, probes, config, app_password=True,
-                                  progress=progress)
-        results = list(await asyncio.gather(*(
-            _await_probe(config, alias, p, receipts[p.token], receiver, gmail, opts, progress,
-                         dmarc, expect_dmarc_pass)
-            for alias, p in zip(targets, probes, strict=True))))
-        if config.cleanup == "trash":
-            await cleanup(config, rid, [(receiver, False), (gmail, True)], progress)
-    finally:
-        await asyncio.gather(receiver.stop(), gmail.stop())
-    return results
+
+    async def judge_one(alias: Alias, p: probe.Probe,
+                        receipt: Receipt | FlowtestError) -> ProbeResult:
+        return await _await_probe(config, alias, p, receipt, receiver, gmail, opts, progress,
+                                  dmarc, expect_dmarc_pass)
+
+    return await run_leg(config, "outbound", targets, probes, rid, sender=config.gmail,
+                         app_password=True, target=(receiver, False), reports=(gmail, True),
+                         judge=judge_one, progress=progress)
 
 
 async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
