@@ -1,12 +1,16 @@
-"""flowtest's own benchmarks against the sandbox (the check_email_delivery
-comparison of issue #9 is not here yet).
+"""flowtest against the sandbox, and side by side with check_email_delivery.
 
-    .venv/bin/python benchmarks/bench.py [--probes 200] [--sweep 200]
+    .venv/bin/python benchmarks/bench.py [--probes 200] [--sweep 200] [--sweeps 3]
+                                         [--peer-default 10] [--peer-tuned 20] [--no-peer]
 
-Writes reports/bench/summary.json and prints a table. The sandbox runs in the
-same process as flowtest, so CPU and memory figures include the sandbox's own
-work (its DKIM/ARC signing dominates); detection overhead is measured from the
-sandbox's "stored" event to flowtest's first listing of the message.
+The sandbox runs in a process of its own (`flowtest sandbox --truth`), so the
+figures for this process are flowtest's alone, and flowtest and the peer face
+the same servers. Writes reports/bench/summary.json and prints a table.
+
+Detection overhead is "the sandbox stored the message" to "the client knew":
+for flowtest its own seen_at (client side), and, for a like-for-like
+comparison with the peer, the sandbox's record of the first IMAP SEARCH that
+listed the message (server side; the peer reports only whole seconds).
 """
 
 from __future__ import annotations
@@ -19,89 +23,229 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from harness import SandboxProcess
+from peer import ensure_installed, run_one
 
 from flowtest import guard
 from flowtest.flows import inbound
 from flowtest.flows.common import Options
 from flowtest.mail.stats import percentile
-from flowtest.sandbox import Keyring, World
 
 
-def detect(keys: Keyring, probes: int) -> dict[str, float]:
-    overhead: list[float] = []
-    with World(keys=keys, aliases=["hello"]) as world:
-        config = world.config()
-        for _ in range(probes):
-            [r] = asyncio.run(inbound.run(config, options=Options(poll_s=1.0, settle_s=0.0)))
-            stored = world.truth.events(f"<{r.token}@{world.names.external}>", "stored")
-            if r.seen_at is not None and stored:
-                overhead.append((r.seen_at - stored[0].at) * 1000)
-    return {"detect_probes": len(overhead),
-            "detect_overhead_p50_ms": round(statistics.median(overhead), 2),
-            "detect_overhead_p95_ms": round(percentile(overhead, 95), 2),
-            "detect_overhead_max_ms": round(max(overhead), 2)}
+def spread(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> dict[str, float]:
+    xs = [v * scale for v in values]
+    return {"n": len(xs), "p50": round(statistics.median(xs), digits),
+            "p95": round(percentile(xs, 95), digits), "min": round(min(xs), digits),
+            "max": round(max(xs), digits)}
 
 
-def sweep(keys: Keyring, aliases: int) -> dict[str, float]:
-    names = [f"a{i:03d}" for i in range(aliases)]
-    with World(keys=keys, aliases=names) as world:
-        config = world.config()
-        cpu0, own0, t0 = time.process_time(), time.thread_time(), time.time()
-        results = asyncio.run(inbound.run(config, options=Options(poll_s=1.0, settle_s=0.0)))
-        cpu = time.process_time() - cpu0
-        # flowtest's event loop runs in this thread; the sandbox in threads of its own.
-        own = time.thread_time() - own0
-        seen = [r.seen_at for r in results if r.seen_at is not None]
-        sent = [r.sent_at for r in results if r.sent_at is not None]
-        submitted = [e.at for e in world.truth.events(kind="submitted")]
-        stored = [e.at for e in world.truth.events(kind="stored")]
-        assert world.gmail is not None
-        out = {
-            "sweep_aliases": aliases,
-            "sweep_delivered": len(seen),
-            "sweep_s": round(max(seen) - min(sent), 3),
-            "sandbox_delivery_s": round(max(stored) - min(submitted), 3),
-            "sweep_run_wall_s": round(time.time() - t0, 3),
-            "sweep_imap_connections_max": world.gmail.store.connections_peak,
-            "cpu_ms_per_probe": round(own / aliases * 1000, 2),
-            "cpu_ms_per_probe_incl_sandbox": round(cpu / aliases * 1000, 2),
-        }
-        out["sweep_ratio"] = round(out["sweep_s"] / out["sandbox_delivery_s"], 3)
-    out["peak_rss_mb_incl_sandbox"] = round(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    return out
+def progress(label: str, i: int, n: int) -> None:
+    print(f"\r  {label}: {i}/{n}", end="" if i < n else "\n", file=sys.stderr, flush=True)
 
 
-def cli_help(runs: int = 10) -> dict[str, float]:
+def cli_help(runs: int = 10) -> dict[str, object]:
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "flowtest.cli", "--help"], capture_output=True,
                        check=True)
         times.append((time.perf_counter() - t) * 1000)
-    return {"cli_help_ms": round(statistics.median(times), 1),
-            "cli_help_ms_max": round(max(times), 1)}
+    s = spread(times, digits=1)
+    return {"cli_help_ms": s["p50"], "cli_help_ms_spread": s}
+
+
+def sweep(aliases: int, repeats: int) -> dict[str, object]:
+    """200 aliases at once, repeated: flowtest's sweep time against the
+    sandbox's own delivery time for the same messages."""
+    ratios, sweep_s, delivery_s, cpu_ms, conns = [], [], [], [], []
+    with SandboxProcess(aliases=aliases) as sb:
+        config = sb.config()
+        for i in range(repeats):
+            progress("sweep", i, repeats)
+            started = time.time()
+            cpu0 = time.process_time()
+            results = asyncio.run(inbound.run(config, options=Options(poll_s=1.0,
+                                                                      settle_s=0.0)))
+            cpu = time.process_time() - cpu0
+            bad = [r for r in results if r.verdict != "pass"]
+            if bad:
+                raise SystemExit(f"sweep: {len(bad)} probes did not pass: "
+                                 f"{bad[0].diagnosis}")
+            ids = {f"<{r.token}@{config.probe.address.partition('@')[2]}>" for r in results}
+            submitted = sb.first("submitted", "external")
+            stored = sb.first("stored", "gmail")
+            seen = [r.seen_at for r in results if r.seen_at is not None]
+            sent = [r.sent_at for r in results if r.sent_at is not None]
+            sweep_s.append(max(seen) - min(sent))
+            delivery_s.append(max(stored[m] for m in ids) - min(submitted[m] for m in ids))
+            ratios.append(sweep_s[-1] / delivery_s[-1])
+            cpu_ms.append(cpu / aliases * 1000)
+            conns.append(sb.connections_peak(since=started).get("gmail", 0))
+        progress("sweep", repeats, repeats)
+    return {
+        "sweep_aliases": aliases,
+        "sweep_repeats": repeats,
+        "sweep_s": round(statistics.median(sweep_s), 3),
+        "sweep_s_spread": spread(sweep_s, digits=3),
+        "sandbox_delivery_s": round(statistics.median(delivery_s), 3),
+        "sandbox_delivery_s_spread": spread(delivery_s, digits=3),
+        "sweep_ratio": round(statistics.median(ratios), 3),
+        "sweep_ratio_spread": spread(ratios, digits=3),
+        "sweep_imap_connections_max": max(conns),
+        "cpu_ms_per_probe": round(statistics.median(cpu_ms), 2),
+        "cpu_ms_per_probe_spread": spread(cpu_ms),
+        # This process runs only flowtest (the sandbox is another process).
+        "sweep_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def detect(probes: int) -> dict[str, object]:
+    """One probe at a time, each a whole `inbound.run` (connect, log in, send,
+    wait, clean up), as a scheduled check does."""
+    client, server, wall, cpu = [], [], [], []
+    with SandboxProcess(aliases="hello") as sb:
+        config = sb.config()
+        domain = config.probe.address.partition("@")[2]
+        for i in range(probes):
+            progress("flowtest, one probe at a time", i, probes)
+            t, c = time.time(), time.process_time()
+            [r] = asyncio.run(inbound.run(config, options=Options(poll_s=1.0, settle_s=0.0)))
+            wall.append(time.time() - t)
+            cpu.append(time.process_time() - c)
+            message_id = f"<{r.token}@{domain}>"
+            stored = sb.wait_for(message_id, "stored", 5)
+            listed = sb.wait_for(message_id, "listed", 5)
+            if r.verdict != "pass" or stored is None or listed is None or r.seen_at is None:
+                raise SystemExit(f"probe {i}: {r.verdict} {r.diagnosis}")
+            client.append(r.seen_at - stored)
+            server.append(listed - stored)
+        progress("flowtest, one probe at a time", probes, probes)
+    c_ms, s_ms = spread(client, 1000), spread(server, 1000)
+    return {
+        "detect_probes": probes,
+        "detect_overhead_p50_ms": c_ms["p50"],
+        "detect_overhead_p95_ms": c_ms["p95"],
+        "detect_overhead_ms_spread": c_ms,
+        "detect_listed_ms_spread": s_ms,
+        "wall_s_per_probe": round(statistics.median(wall), 3),
+        "wall_s_per_probe_spread": spread(wall, digits=3),
+        "cpu_ms_per_sequential_probe": round(statistics.median(cpu) * 1000, 1),
+        "cpu_ms_per_sequential_probe_spread": spread(cpu, 1000, 1),
+    }
+
+
+def peer(label: str, runs: int, *, tuned: bool) -> dict[str, object]:
+    detect_s, wall, cpu, failures = [], [], [], []
+    with SandboxProcess(aliases="hello") as sb:
+        for i in range(runs):
+            progress(f"check_email_delivery {label}", i, runs)
+            p = run_one(sb, "hello@example.me", tuned=tuned)
+            if not p.ok or p.detect_s is None:
+                failures.append(p.output)
+                continue
+            detect_s.append(p.detect_s)
+            wall.append(p.wall_s)
+            cpu.append(p.cpu_s)
+        progress(f"check_email_delivery {label}", runs, runs)
+    if not detect_s:
+        raise SystemExit(f"check_email_delivery {label}: every run failed: {failures[:1]}")
+    return {"runs": runs, "failed": len(failures),
+            "detect_overhead_ms": spread(detect_s, 1000, 1),
+            "wall_s_per_probe": spread(wall, digits=3),
+            "cpu_ms_per_probe": spread(cpu, 1000, 1)}
+
+
+def ratios(summary: dict[str, object], peers: dict[str, dict[str, object]]) -> dict[str, object]:
+    """peer / flowtest: how many times slower or costlier the peer is."""
+    def p50(d: object, key: str) -> float:
+        assert isinstance(d, dict)
+        v = d[key]["p50"] if isinstance(d[key], dict) else d[key]
+        return float(v)
+    out: dict[str, object] = {}
+    for name, figures in peers.items():
+        out[name] = {
+            "detect_overhead": round(p50(figures, "detect_overhead_ms")
+                                     / p50(summary, "detect_overhead_p50_ms"), 1),
+            "detect_overhead_server_side": round(
+                p50(figures, "detect_overhead_ms") / p50(summary, "detect_listed_ms_spread"), 1),
+            "wall_per_probe": round(p50(figures, "wall_s_per_probe")
+                                    / p50(summary, "wall_s_per_probe"), 2),
+            "cpu_per_probe": round(p50(figures, "cpu_ms_per_probe")
+                                   / p50(summary, "cpu_ms_per_sequential_probe"), 2),
+        }
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probes", type=int, default=200, help="probes for detection overhead")
+    parser.add_argument("--probes", type=int, default=200, help="flowtest probes, one at a time")
     parser.add_argument("--sweep", type=int, default=200, help="aliases in the sweep (<= 200)")
+    parser.add_argument("--sweeps", type=int, default=3, help="how many times to sweep")
+    parser.add_argument("--peer-default", type=int, default=10,
+                        help="check_email_delivery runs at its defaults")
+    parser.add_argument("--peer-tuned", type=int, default=20,
+                        help="check_email_delivery runs with --wait 1 --imap-check-interval 1")
+    parser.add_argument("--no-peer", action="store_true", help="skip check_email_delivery")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/summary.json"))
     args = parser.parse_args()
-    guard.enable()
-    keys = Keyring.generate()
-    summary: dict[str, object] = {"machine": f"{sys.platform}, python {sys.version.split()[0]}"}
+    guard.enable()  # this process talks only to the loopback sandbox
+    summary: dict[str, object] = {
+        "machine": f"{sys.platform}, {_cores()} cores, python {sys.version.split()[0]}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     summary.update(cli_help())
-    summary.update(detect(keys, args.probes))
-    summary.update(sweep(keys, min(args.sweep, 200)))
+    summary.update(sweep(min(args.sweep, 200), args.sweeps))
+    summary.update(detect(args.probes))
+    peers: dict[str, dict[str, object]] = {}
+    why_not = "skipped (--no-peer)" if args.no_peer else ensure_installed()
+    if why_not is None:
+        peers["defaults"] = peer("at its defaults", args.peer_default, tuned=False)
+        peers["tuned"] = peer("--wait 1 --imap-check-interval 1", args.peer_tuned, tuned=True)
+        summary["peer"] = peers
+        fastest = peers["tuned"]
+        summary["peer_detect_overhead_p50_ms"] = _p50(fastest, "detect_overhead_ms")
+        summary["peer_wall_s_per_probe"] = _p50(fastest, "wall_s_per_probe")
+        summary["peer_cpu_ms_per_probe"] = _p50(fastest, "cpu_ms_per_probe")
+        summary["peer_over_flowtest"] = ratios(summary, peers)
+    else:
+        summary["peer"] = {"skipped": why_not}
+        print(f"check_email_delivery not measured: {why_not}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    width = max(len(k) for k in summary)
-    for key, value in summary.items():
-        print(f"{key:{width}}  {value}")
+    _table(summary)
     print(f"written to {args.out}")
+
+
+def _p50(figures: dict[str, object], key: str) -> float:
+    value = figures[key]
+    assert isinstance(value, dict)
+    return float(value["p50"])
+
+
+def _cores() -> int:
+    import os
+    return len(os.sched_getaffinity(0))
+
+
+def _table(summary: dict[str, object]) -> None:
+    flat: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and not {"p50", "p95"} <= set(value):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(value, dict):
+            flat.append((prefix, f"p50 {value['p50']}  p95 {value['p95']}  "
+                                 f"min {value['min']}  max {value['max']}  (n={value['n']})"))
+        else:
+            flat.append((prefix, str(value)))
+    walk("", summary)
+    width = max(len(k) for k, _ in flat)
+    fmt: Callable[[str, str], str] = lambda k, v: f"{k:{width}}  {v}"  # noqa: E731
+    for k, v in flat:
+        print(fmt(k, v))
 
 
 if __name__ == "__main__":

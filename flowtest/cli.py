@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -88,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--list-faults", action="store_true", help="list the faults and exit")
     sb.add_argument("--for", dest="duration", metavar="S", type=float,
                     help="stop by itself after S seconds")
+    sb.add_argument("--aliases", metavar="NAMES|N", type=_sandbox_aliases,
+                    help="the routed aliases: comma-separated names, or a number N for "
+                         "N generated ones a000, a001, … (at most 200; default: hello, "
+                         "billing, me)")
+    sb.add_argument("--truth", metavar="PATH", type=Path,
+                    help="append the sandbox's ground truth to PATH as JSON lines, as it "
+                         "happens (submitted, stored, listed, imap-open, …; for benchmarks)")
 
     doctor = sub.add_parser("doctor", help="check the domain's DNS for this setup",
                             description="Check NS, MX, SPF, DKIM and DMARC as Cloudflare Email "
@@ -345,7 +353,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
         for spec in args.fault:
             parse_fault(spec)
-        with guard.guarded(), World(faults=args.fault) as world:
+        options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
+        # The truth file closes after the world stops: its last events still land.
+        with guard.guarded(), contextlib.ExitStack() as closing, \
+                World(faults=args.fault, **options) as world:
+            if args.truth is not None:
+                _stream_truth(world, args.truth, closing)
             config = world.config()
             findings = _doctor(config)
     else:
@@ -357,6 +370,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         findings = _doctor(config)
     return _finish(config, [], started, time.time(), "", args,
                    f"flowtest doctor ({config.domain})", findings)
+
+
+def _sandbox_aliases(text: str) -> list[str]:
+    from flowtest.config import MAX_ALIASES
+    if text.strip().isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_ALIASES:
+            raise argparse.ArgumentTypeError(f"between 1 and {MAX_ALIASES}, not {count}")
+        return [f"a{i:03d}" for i in range(count)]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or len(names) > MAX_ALIASES:
+        raise argparse.ArgumentTypeError(f"give 1 to {MAX_ALIASES} names, comma-separated")
+    return names
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -375,15 +401,21 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
                                                                      signal.SIGTERM)}
     try:
-        with guard.guarded(), World(faults=args.fault) as world:
+        options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
+        # The truth file closes after the world stops: its last events still land.
+        with guard.guarded(), contextlib.ExitStack() as closing, \
+                World(faults=args.fault, **options) as world:
+            if args.truth is not None:
+                _stream_truth(world, args.truth, closing)
             config = world.config()
             out.print("[bold]flowtest sandbox[/] is running. Ctrl-C stops it.")
             for name, account in (("Gmail", config.gmail), ("probe account", config.probe)):
                 out.print(f"  {name}: {account.address}  (password: {account.password.ref})")
+                # \[ : rich would read "[starttls]" as markup and print nothing.
                 out.print(f"    SMTP {account.smtp.host}:{account.smtp.port} "
-                          f"[{account.smtp.tls}] at {account.smtp.address}")
+                          f"\\[{account.smtp.tls}] at {account.smtp.address}")
                 out.print(f"    IMAP {account.imap.host}:{account.imap.port} "
-                          f"[{account.imap.tls}] at {account.imap.address}")
+                          f"\\[{account.imap.tls}] at {account.imap.address}")
             ns = ", ".join(f"{h}:{p}" for h, p in config.dns.nameservers)
             out.print(f"  DNS {ns} (UDP and TCP); CA {config.tls.ca_file}")
             out.print(f"  aliases: {', '.join(a.address for a in config.aliases)}")
@@ -400,6 +432,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
     out.print("sandbox stopped")
     return EXIT_OK
+
+
+def _stream_truth(world: Any, path: Path, closing: contextlib.ExitStack) -> None:
+    import dataclasses
+    import json
+    try:
+        sink = closing.enter_context(path.open("a", encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", file=path) from None
+
+    def write(event: Any) -> None:
+        sink.write(json.dumps(dataclasses.asdict(event)) + "\n")
+        sink.flush()
+    world.truth.subscribe(write)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -522,7 +568,12 @@ def cmd_latency(args: argparse.Namespace) -> int:
     started = time.time()
     if args.config is None:
         from flowtest.sandbox import World
-        with guard.guarded(), World(faults=args.fault) as world:
+        options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
+        # The truth file closes after the world stops: its last events still land.
+        with guard.guarded(), contextlib.ExitStack() as closing, \
+                World(faults=args.fault, **options) as world:
+            if args.truth is not None:
+                _stream_truth(world, args.truth, closing)
             config = world.config()
             results = asyncio.run(_measure(config, args))
     else:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.resolver
 
@@ -14,6 +17,8 @@ from flowtest.sandbox.hosts import Names
 from flowtest.sandbox.keys import Keyring
 from flowtest.sandbox.smtp import Relay
 from flowtest.sandbox.truth import Truth
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]*>)")
 
 
 @dataclass
@@ -28,6 +33,26 @@ class Context:
     ports: dict[str, int] = field(default_factory=dict)  # address -> port: "port 25"
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
     errors: list[BaseException] = field(default_factory=list)
+
+    def store_hooks(self, party: str) -> dict[str, Any]:
+        """Callbacks for a MailStore that put its clients' view into the truth:
+        when a SEARCH first listed each message, and connections opening and
+        closing (with how many are open)."""
+        listed: set[str] = set()
+
+        def on_listed(raw: bytes) -> None:
+            match = _MESSAGE_ID.search(raw, 0, 64 * 1024)
+            message_id = match.group(1).decode("ascii", "replace") if match else ""
+            if message_id and message_id not in listed:
+                listed.add(message_id)
+                self.truth.record("listed", party, message_id)
+
+        def on_connection(kind: str, open_now: int) -> None:
+            self.truth.record(kind, party, "", detail=str(open_now))
+
+        hooks: dict[str, Callable[..., None]] = {"on_listed": on_listed,
+                                                 "on_connection": on_connection}
+        return hooks
 
     def resolver(self) -> dns.resolver.Resolver:
         """A blocking resolver on the world's DNS, for the checking libraries."""

@@ -45,7 +45,8 @@ class External:
         # How its MX writes Authentication-Results: its own way, or a real provider's.
         self.style = style
         self.authserv_id = ctx.names.ext_mx
-        self.store = MailStore(hosts.EXT_IMAP, ctx.server_tls, special_use=FOLDERS)
+        self.store = MailStore(hosts.EXT_IMAP, ctx.server_tls, special_use=FOLDERS,
+                               **ctx.store_hooks("external"))
         self.mx = SmtpServer(hosts.EXT_MX, _Mx(self), hostname=ctx.names.ext_mx,
                              tls=ctx.server_tls)
         self.submission = SmtpServer(hosts.EXT_SMTP, _Submission(self),

@@ -134,7 +134,7 @@ class Gmail:
         self.sent_ids: set[str] = set()
         self.store = MailStore(hosts.GMAIL_IMAP, ctx.server_tls, special_use=FOLDERS,
                                refuse_login=lambda: ctx.faults.on("bad-app-password"),
-                               strip_spaces=True)
+                               strip_spaces=True, **ctx.store_hooks("gmail"))
         self.mx = SmtpServer(hosts.GMAIL_MX, _MxHandler(self), hostname="mx.google.com",
                              tls=ctx.server_tls)
         self.submission = SmtpServer(hosts.GMAIL_SMTP, _SubmissionHandler(self),

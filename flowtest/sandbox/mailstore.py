@@ -35,9 +35,11 @@ os.environ.setdefault("FQDN", "sandbox.invalid")
 
 
 class _Config(DictConfig):
-    def __init__(self, *args: Any, special_use: dict[str, bytes], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, special_use: dict[str, bytes],
+                 on_listed: Callable[[bytes], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.special_use = special_use
+        self.on_listed = on_listed
 
     @property
     def login_capability(self) -> Sequence[bytes]:
@@ -59,6 +61,17 @@ class _Session(Session):
                 wait_on = None
         return await super().check_mailbox(selected, wait_on=wait_on,
                                            housekeeping=housekeeping)
+
+    async def search_mailbox(self, selected: Any, keys: Any) -> Any:
+        found, updated = await super().search_mailbox(selected, keys)
+        on_listed = getattr(self.config, "on_listed", None)
+        if on_listed is not None:
+            # Ground truth for benchmarks: the moment a client's SEARCH could
+            # first tell it about a message, whichever client it is.
+            found = list(found)
+            for _, message in found:
+                on_listed(bytes(getattr(message, "_content", b"") or b""))
+        return found, updated
 
     async def list_mailboxes(self, ref_name: str, filter_: str, subscribed: bool = False,
                              selected: Any = None) -> Any:
@@ -102,8 +115,11 @@ class MailStore:
     def __init__(self, host: str, ssl_context: ssl.SSLContext, *,
                  special_use: dict[str, bytes] | None = None,
                  refuse_login: Callable[[], bool] = lambda: False,
-                 strip_spaces: bool = False) -> None:
+                 strip_spaces: bool = False,
+                 on_listed: Callable[[bytes], None] | None = None,
+                 on_connection: Callable[[str, int], None] | None = None) -> None:
         self.host = host
+        self._on_connection = on_connection
         self.port = 0
         self._ssl = ssl_context
         args = Namespace(passlib_cfg=None, proxy_protocol=None, debug=False)
@@ -111,7 +127,8 @@ class MailStore:
             args, host=host, port=0, ssl_context=ssl_context, tls_enabled=False,
             reject_dnsbl=False, invalid_user_sleep=0.0, demo_data=False,
             demo_user="nobody", demo_password="nobody", hash_context=BuiltinHash(rounds=1000),
-            cpu_subsystem=Subsystem.for_asyncio(), special_use=special_use or {})
+            cpu_subsystem=Subsystem.for_asyncio(), special_use=special_use or {},
+            on_listed=on_listed)
         self.login = _Login(self.config, refuse_login, strip_spaces)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
@@ -131,10 +148,14 @@ class MailStore:
             self._connections[task] = writer
             self.connections_total += 1
             self.connections_peak = max(self.connections_peak, len(self._connections))
+            if self._on_connection is not None:
+                self._on_connection("imap-open", len(self._connections))
             try:
                 await imap(reader, writer, sock_info)
             finally:
                 self._connections.pop(task, None)
+                if self._on_connection is not None:
+                    self._on_connection("imap-close", len(self._connections))
 
         callback = ProxyProtocolReader(self.config.proxy_protocol).get_callback(serve)
         self._server = await asyncio.start_server(callback, self.host, 0, ssl=self._ssl)

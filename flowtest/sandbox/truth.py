@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Event:
     at: float
-    kind: str        # submitted, accepted, rejected, relayed, deferred, stored, dropped, bounced
+    # submitted, accepted, rejected, relayed, deferred, stored, dropped, bounced;
+    # listed (a client's SEARCH first returned it); imap-open, imap-close
+    kind: str
     party: str       # external, cloudflare, gmail
     message_id: str
     rcpt: str = ""
@@ -27,12 +29,21 @@ class Truth:
         self._lock = threading.Lock()
         self._events: list[Event] = []
         self._changed = threading.Condition(self._lock)
+        self._sinks: list[Callable[[Event], None]] = []
+
+    def subscribe(self, sink: Callable[[Event], None]) -> None:
+        """Call ``sink`` with every event from now on, in order (under the lock,
+        so keep it short): how `flowtest sandbox --truth` streams them out."""
+        with self._lock:
+            self._sinks.append(sink)
 
     def record(self, kind: str, party: str, message_id: str, rcpt: str = "",
                detail: str = "") -> Event:
         event = Event(time.time(), kind, party, message_id, rcpt, detail)
         with self._changed:
             self._events.append(event)
+            for sink in self._sinks:
+                sink(event)
             self._changed.notify_all()
         return event
 

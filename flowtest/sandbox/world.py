@@ -260,7 +260,8 @@ class World:
     def write_config(self, path: Path | str) -> Path:
         """Write this world's config as flowtest.toml, secrets in files beside it."""
         conf = self.config()
-        path = Path(path)
+        # Absolute: the config names its secret and CA files by path.
+        path = Path(path).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
         secrets_dir = path.parent
         gmail_file = secrets_dir / f"{path.stem}.gmail-app-password"
@@ -317,7 +318,10 @@ delivery_s = {conf.timeouts.delivery_s}
 latency_warn_s = {conf.thresholds.latency_warn_s}
 latency_fail_s = {conf.thresholds.latency_fail_s}
 '''
-        path.write_text(text, encoding="utf-8")
+        # Atomic: a process waiting for this file never reads half of it.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
         return path
 
     # -- the sandbox's own view of mailboxes (ground truth for tests) ----------
