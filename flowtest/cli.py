@@ -334,12 +334,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(problem, file=args.config, key="probe.address")
     if config.target == "sandbox":
         guard.enable()
+    _check_send_budget(config, args)
     findings = _doctor(config)
     results, started, finished, run_id = asyncio.run(
         _run_legs(config, args, poll_s=1.0 if config.target == "sandbox" else 10.0,
                      settle_s=0.5 if config.target == "sandbox" else 3.0))
     return _finish(config, results, started, finished, run_id, args,
                    f"flowtest run ({config.target}: {config.domain})", findings)
+
+
+def _check_send_budget(config: Any, args: argparse.Namespace) -> None:
+    """Refuse, before sending anything, an outbound run that would take this
+    Gmail account past limits.daily_sends in 24 hours (Gmail's own limit of
+    about 500 is shared with the user's real mail; over it, Gmail refuses all
+    sending with 550 5.4.5 for up to a day)."""
+    from flowtest.report import history
+    from flowtest.report.run_folder import HISTORY
+
+    budget = config.limits.daily_budget(config.target)
+    if budget is None or args.leg not in ("both", "outbound") or args.report_dir is None:
+        return
+    now = time.time()
+    sent = history.recent_sends(args.report_dir / HISTORY, leg="outbound",
+                                target=config.target, now=now)
+    wanted = len(config.aliases)
+    if len(sent) + wanted > budget:
+        free_at = sent[len(sent) + wanted - budget - 1] + 86400 if wanted <= budget else None
+        when = (f"; enough of the budget is free again at "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(free_at))}"
+                if free_at is not None else "")
+        raise ConfigError(
+            f"{len(sent)} outbound probes in the last 24 hours (from "
+            f"{args.report_dir / HISTORY}) and {wanted} more would pass the budget of "
+            f"{budget}{when}. Run --leg inbound, or raise the budget if this account "
+            "sends little else", key="limits.daily_sends", file=config.path)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -353,12 +381,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
         for spec in args.fault:
             parse_fault(spec)
-        options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
-        # The truth file closes after the world stops: its last events still land.
-        with guard.guarded(), contextlib.ExitStack() as closing, \
-                World(faults=args.fault, **options) as world:
-            if args.truth is not None:
-                _stream_truth(world, args.truth, closing)
+        with guard.guarded(), World(faults=args.fault) as world:
             config = world.config()
             findings = _doctor(config)
     else:
@@ -568,12 +591,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     started = time.time()
     if args.config is None:
         from flowtest.sandbox import World
-        options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
-        # The truth file closes after the world stops: its last events still land.
-        with guard.guarded(), contextlib.ExitStack() as closing, \
-                World(faults=args.fault, **options) as world:
-            if args.truth is not None:
-                _stream_truth(world, args.truth, closing)
+        with guard.guarded(), World(faults=args.fault) as world:
             config = world.config()
             results = asyncio.run(_measure(config, args))
     else:

@@ -111,6 +111,23 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Politeness towards the providers (FACTS.md: about 15 simultaneous IMAP
+    connections per Gmail account, about 500 recipients a day)."""
+
+    imap_connections: int = 2        # per mailbox, at once, in one flowtest process
+    send_interval_s: float = 0.0     # least time between two submissions in a session
+    # Outbound probes through Gmail in any 24 hours, counted from the history;
+    # None: 100 for a live target, no limit for the sandbox.
+    daily_sends: int | None = None
+
+    def daily_budget(self, target: str) -> int | None:
+        if self.daily_sends is not None:
+            return self.daily_sends or None  # 0 turns the budget off
+        return 100 if target == "live" else None
+
+
+@dataclass(frozen=True)
 class Thresholds:
     # check_email_delivery's defaults: warn 95 s, critical 300 s (FACTS.md).
     latency_warn_s: float = 95.0
@@ -128,6 +145,7 @@ class Config:
     tls: TlsSettings = field(default_factory=TlsSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    limits: Limits = field(default_factory=Limits)
     cleanup: CleanupMode = "trash"
     dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
     require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
@@ -177,6 +195,14 @@ class _Reader:
         if value <= minimum:
             raise self.fail(key, f"must be greater than {minimum:g}, not {value}")
         return float(value)
+
+    def integer(self, data: Mapping[str, Any], key: str, default: int) -> int:
+        value = _get(data, key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be a whole number, not {_kind(value)}")
+        return value
 
     def boolean(self, data: Mapping[str, Any], key: str, default: bool) -> bool:
         value = _get(data, key)
@@ -300,7 +326,7 @@ def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
 
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
-            "thresholds", "dkim_selectors", "require_dmarc_pass"}
+            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits"}
 
 
 def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
@@ -374,6 +400,22 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
     if thresholds.latency_warn_s > thresholds.latency_fail_s:
         raise r.fail("thresholds.latency_warn_s", "must not be above thresholds.latency_fail_s")
 
+    li_t = r.table(data, "limits", required=False)
+    r.unknown(li_t, "limits", {"imap_connections", "send_interval_s", "daily_sends"})
+    imap_connections = r.integer(li_t, "limits.imap_connections", Limits.imap_connections)
+    if not 1 <= imap_connections <= 15:
+        raise r.fail("limits.imap_connections", f"must be 1 to 15 (Gmail allows about 15 per "
+                     f"account, shared with your phone and mail apps), not {imap_connections}")
+    daily_sends = r.integer(li_t, "limits.daily_sends", -1) if "daily_sends" in li_t else None
+    if daily_sends is not None and not 0 <= daily_sends <= 2000:
+        raise r.fail("limits.daily_sends", "must be 0 (no limit) to 2000 (Google Workspace's "
+                     f"daily limit), not {daily_sends}")
+    interval = r.number(li_t, "limits.send_interval_s", 0.0, minimum=float("-inf"))
+    if not 0 <= interval <= 600:
+        raise r.fail("limits.send_interval_s", f"must be 0 to 600 seconds, not {interval:g}")
+    limits = Limits(imap_connections=imap_connections, send_interval_s=interval,
+                    daily_sends=daily_sends)
+
     raw_selectors = data.get("dkim_selectors", [])
     if not isinstance(raw_selectors, list) or not all(
             isinstance(s, str) and re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in raw_selectors):
@@ -391,6 +433,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         tls=tls,
         timeouts=timeouts,
         thresholds=thresholds,
+        limits=limits,
         cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
         path=file,
     )
@@ -477,6 +520,16 @@ delivery_s = 300
 # A probe slower than warn is a warning; slower than fail is a failure.
 latency_warn_s = 95
 latency_fail_s = 300
+
+[limits]
+# Gmail allows about 15 IMAP connections per account, shared with your phone
+# and mail apps; flowtest holds one per mailbox and never more than this.
+imap_connections = 2
+# Seconds between two submissions in one SMTP session (0: as fast as accepted).
+send_interval_s = 0
+# Outbound probes through Gmail in any 24 hours (Gmail: about 500 recipients a
+# day for all your mail). Counted from reports/history.jsonl; 0: no budget.
+daily_sends = 100
 '''
 
 

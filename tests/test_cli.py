@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -11,6 +15,7 @@ import pytest
 
 from flowtest import cli
 from flowtest import config as cfg
+from flowtest.flows import inbound
 from flowtest.sandbox import FAULTS, World
 from tests.conftest import CANARY_APP_PASSWORD
 
@@ -46,7 +51,8 @@ def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str])
                                       "--leg"],
                              "run": ["--config", "--insecure", "--json", "--keep", "--leg"],
                              "doctor": ["--config", "--sandbox", "--fault", "--json"],
-                             "sandbox": ["--write-config", "--fault", "--list-faults", "--for"],
+                             "sandbox": ["--write-config", "--fault", "--list-faults", "--for",
+                                         "--aliases", "--truth"],
                              "init": ["--path", "--domain", "--alias", "--force"]}.items():
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
@@ -204,3 +210,53 @@ def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "mx.google.com says: SPF pass" in " ".join(out.split())
     assert json.loads(out_json.read_text())["auth"]["arc"]["result"] == "pass"
     assert cli.main(["inspect", str(tmp_path / "missing.eml")]) == 2
+
+
+def test_sandbox_in_its_own_process_streams_its_ground_truth(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`flowtest sandbox --aliases N --truth F` as the benchmarks use it: a
+    relative config path that still works from elsewhere, and every probe's
+    life (submitted, stored, listed by a SEARCH) in the truth file."""
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowtest.cli", "sandbox", "--aliases", "4",
+         "--write-config", "sub/flowtest.toml", "--truth", "truth.jsonl", "--for", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"})
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # blocks until the sandbox says it is ready
+            lines.append(line)
+            if "config written to" in line:
+                break
+        out = "".join(lines)
+        assert "[starttls]" in out and "a003@example.me" in out
+        config = cfg.load(tmp_path / "sub" / "flowtest.toml")
+        assert config.tls.ca_file is not None and config.tls.ca_file.is_file()
+        assert [a.address for a in config.aliases] == [f"a{i:03d}@example.me" for i in range(4)]
+        monkeypatch.chdir(tmp_path / "sub")  # the config must not depend on the cwd
+        results = asyncio.run(inbound.run(config))
+        assert [r.verdict for r in results] == ["pass"] * 4
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
+    for r in results:
+        mine = {e["kind"]: e["at"] for e in events
+                if e["message_id"] == f"<{r.token}@sender.example>"}
+        assert {"submitted", "stored", "listed"} <= set(mine), mine
+        assert mine["submitted"] < mine["stored"] <= mine["listed"]
+    opened = [e for e in events if e["kind"] == "imap-open" and e["party"] == "gmail"]
+    closed = [e for e in events if e["kind"] == "imap-close" and e["party"] == "gmail"]
+    assert opened and len(opened) == len(closed)
+
+
+@pytest.mark.parametrize("value", ["0", "201", ",,"])
+def test_sandbox_refuses_bad_alias_counts(value: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["sandbox", "--aliases", value])
+    assert done.value.code == 2
+    assert "--aliases" in capsys.readouterr().err

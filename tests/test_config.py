@@ -192,3 +192,28 @@ def test_one_bad_value_in_a_good_file_gives_a_clear_error(path: tuple[str, ...],
         cfg.parse(document)
     except ConfigError as error:
         assert error.key and error.reason
+
+
+@pytest.mark.parametrize(("table", "key", "reason"), [
+    ("imap_connections = 0", "limits.imap_connections", "must be 1 to 15"),
+    ("imap_connections = 16", "limits.imap_connections", "must be 1 to 15"),
+    ("imap_connections = 1.5", "limits.imap_connections", "whole number"),
+    ("send_interval_s = -1", "limits.send_interval_s", "must be 0 to 600"),
+    ("daily_sends = \"many\"", "limits.daily_sends", "whole number"),
+    ("daily_sends = 5000", "limits.daily_sends", "must be 0 (no limit) to 2000"),
+    ("connections = 2", "limits.connections", "unknown key"),
+])
+def test_limits_are_checked(tmp_path: Path, table: str, key: str, reason: str) -> None:
+    path = write(tmp_path, GOOD + f"\n[limits]\n{table}\n")
+    with pytest.raises(ConfigError) as error:
+        cfg.load(path)
+    assert error.value.key == key and reason in error.value.reason
+
+
+def test_limits_defaults_and_values(tmp_path: Path) -> None:
+    assert cfg.load(write(tmp_path, GOOD)).limits == cfg.Limits()
+    path = write(tmp_path, GOOD + "\n[limits]\nimap_connections = 1\nsend_interval_s = 2\n"
+                                  "daily_sends = 0\n")
+    limits = cfg.load(path).limits
+    assert (limits.imap_connections, limits.send_interval_s, limits.daily_sends) == (1, 2.0, 0)
+    assert limits.daily_budget("live") is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,21 @@ def test_insecure_is_said_in_every_output(world: World, tmp_path: Path,
     assert capsys.readouterr().out.startswith("INSECURE TLS: FLOWTEST OK")
     assert cli.main(["login-check", "-c", str(path), "--insecure"]) == 0
     assert "INSECURE" in capsys.readouterr().out
+
+
+def test_one_context_per_ca_file_version(tmp_path: Path) -> None:
+    """Contexts are cached (loading the system CA store costs ~50 ms of CPU),
+    but a CA file that changed on disk is loaded again."""
+    from flowtest.net.tls import client_context
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    settings = TlsSettings(ca_file=ca_file)
+    first = client_context(settings)
+    assert client_context(TlsSettings(ca_file=ca_file)) is first
+    assert client_context(TlsSettings(ca_file=ca_file, insecure=True)) is not first
+    other = trustme.CA()
+    other.cert_pem.write_to_path(str(ca_file))
+    os.utime(ca_file, ns=(1, 1))  # a different version even within one clock tick
+    again = client_context(settings)
+    assert again is not first
+    assert again.get_ca_certs()[-1] != first.get_ca_certs()[-1]

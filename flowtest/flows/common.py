@@ -66,9 +66,12 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
 
 
 async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
-    """Start them together; on failure stop them all and return the error."""
+    """Start them one by one, in the order of their connection slots (two
+    overlapping runs then cannot each hold one mailbox while waiting for the
+    other); on failure stop them all and return the error."""
     try:
-        await asyncio.gather(*(w.start() for w in watchers))
+        for watcher in sorted(watchers, key=lambda w: w.slot_key):
+            await watcher.start()
     except FlowtestError as exc:
         await asyncio.gather(*(w.stop() for w in watchers))
         return exc
@@ -87,7 +90,8 @@ async def send_all(account: Account, probes: Sequence[probe.Probe], config: Conf
     receipts: dict[str, Receipt | FlowtestError] = {}
     try:
         async with Submission(account, tls=config.tls, timeouts=config.timeouts,
-                              app_password=app_password) as smtp:
+                              app_password=app_password,
+                              interval_s=config.limits.send_interval_s) as smtp:
             for p in probes:
                 try:
                     receipts[p.token] = await smtp.send(p.raw, mail_from=p.sender,
@@ -162,16 +166,19 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
 async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher, bool]],
                   progress: Progress) -> None:
     """Move this run's probes (and bounces about them, and Sent copies) to Trash;
-    nothing else. Each watcher is stopped first: one connection per mailbox."""
+    nothing else. The watchers are stopped first: one connection per mailbox."""
     prefix = probe.run_prefix(run_id)
-    for watcher, app_password in watchers:
-        found = {(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
-                 for a in watcher.arrivals(tokens)}
-        await watcher.stop()
+    found_by = [{(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
+                 for a in watcher.arrivals(tokens)} for watcher, _ in watchers]
+    # Stop every watcher before cleaning any mailbox: holding no connection
+    # while waiting for one is what keeps overlapping runs from deadlocking
+    # under limits.imap_connections.
+    await asyncio.gather(*(watcher.stop() for watcher, _ in watchers))
+    for (watcher, app_password), found in zip(watchers, found_by, strict=True):
         try:
             moved = await trash(watcher.account, list(found.values()), tls=config.tls,
                                 timeouts=config.timeouts, app_password=app_password,
-                                sent_prefix=prefix)
+                                sent_prefix=prefix, limit=config.limits.imap_connections)
             progress("cleanup", watcher.account.address, f"{moved} moved to Trash")
         except FlowtestError as exc:
             log.warning("cleanup in %s failed: %s", watcher.account.address, redact(str(exc)))

@@ -50,9 +50,11 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
 
     prefix = probe.run_prefix(rid)
     gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+                    limit=config.limits.imap_connections,
                     poll_s=opts.poll_s, app_password=True)
     # The probe account receives bounces and delay warnings about the probes.
     sender_box = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+                         limit=config.limits.imap_connections,
                          poll_s=opts.poll_s, bounces=True)
 
     async def judge_one(alias: Alias, p: probe.Probe,

@@ -53,7 +53,8 @@ async def _smtp(role: str, account: Account, config: Config, app: bool) -> Endpo
 
 
 async def _imap(role: str, account: Account, config: Config, app: bool) -> EndpointCheck:
-    session = ImapSession(account, tls=config.tls, timeouts=config.timeouts, app_password=app)
+    session = ImapSession(account, tls=config.tls, timeouts=config.timeouts, app_password=app,
+                          limit=config.limits.imap_connections)
     try:
         await session.open()
         folders = await session.folders()

@@ -48,9 +48,11 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
               for i, a in enumerate(targets)]
     prefix = probe.run_prefix(rid)
     receiver = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+                       limit=config.limits.imap_connections,
                        poll_s=opts.poll_s)
     # Gmail sends bounces about refused send-as mail back to the account.
     gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+                    limit=config.limits.imap_connections,
                     poll_s=opts.poll_s, app_password=True, bounces=True)
 
     async def judge_one(alias: Alias, p: probe.Probe,

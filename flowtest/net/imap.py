@@ -19,12 +19,14 @@ import logging
 import re
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Any
 
 import aioimaplib
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from flowtest.config import Account, Timeouts, TlsSettings
 from flowtest.errors import AuthError, ProbeTimeout, TLSError, TransportError
@@ -164,15 +166,35 @@ def _fetch_items(lines: list[bytes | bytearray]) -> list[tuple[int, bytes, froze
     return out
 
 
+# Connection slots per mailbox and event loop: limits.imap_connections caps
+# what one flowtest process holds at once (Gmail allows about 15 per account,
+# shared with the user's phone and mail apps).
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                  dict[tuple[str, int, str], asyncio.Semaphore]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _slots(account: Account, limit: int) -> asyncio.Semaphore:
+    per_loop = _SLOTS.setdefault(asyncio.get_running_loop(), {})
+    key = (account.imap.host.lower(), account.imap.port, account.username.lower())
+    return per_loop.setdefault(key, asyncio.Semaphore(limit))
+
+
 class ImapSession:
-    """One authenticated IMAP connection with the few commands flowtest uses."""
+    """One authenticated IMAP connection with the few commands flowtest uses.
+
+    With ``limit``, at most that many sessions of this mailbox are open at once
+    in this process; opening one more waits for a slot."""
 
     def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
-                 app_password: bool = False) -> None:
+                 app_password: bool = False, limit: int | None = None) -> None:
         self.account = account
         self.tls = tls
         self.timeouts = timeouts
         self.app_password = app_password
+        self.limit = limit
+        self._slot: asyncio.Semaphore | None = None
+        self.waiting_for_slot = False
         self.client: _Client | None = None
         self.lost = asyncio.Event()
         self.capabilities: set[str] = set()
@@ -204,6 +226,17 @@ class ImapSession:
         if ep.tls != "implicit" and not self.tls.insecure:
             raise TLSError(f"IMAP over {ep.tls} is not supported without --insecure; use port "
                            "993 with implicit TLS", endpoint=self.name)
+        if self.limit is not None and self._slot is None:
+            slot = _slots(self.account, self.limit)
+            if slot.locked():
+                log.info("%s: all %d connection slots in use (limits.imap_connections); "
+                         "waiting", self.name, self.limit)
+            self.waiting_for_slot = True
+            try:
+                await slot.acquire()
+            finally:
+                self.waiting_for_slot = False
+            self._slot = slot
         ctx = client_context(self.tls) if ep.tls == "implicit" else None
         client = _Client(ep.connect_host, ep.port, ep.host, ctx, self.timeouts.command_s,
                          self._lost)
@@ -237,6 +270,9 @@ class ImapSession:
 
     async def close(self) -> None:
         client, self.client = self.client, None
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
         if client is None:
             return
         try:
@@ -407,8 +443,10 @@ class Watcher:
 
     def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
                  prefix: str, poll_s: float = 5.0, app_password: bool = False,
-                 bounces: bool = False, reconnect_max_s: float = 30.0) -> None:
+                 bounces: bool = False, reconnect_max_s: float = 30.0,
+                 limit: int | None = None) -> None:
         self.account = account
+        self.limit = limit
         self.tls = tls
         self.timeouts = timeouts
         self.prefix = prefix
@@ -428,6 +466,7 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
         self._fatal: BaseException | None = None
         self._session: ImapSession | None = None
+        self._connecting: ImapSession | None = None
         self._stopping = False
 
     @property
@@ -441,13 +480,32 @@ class Watcher:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def slot_key(self) -> tuple[str, int, str]:
+        """Watchers start in this order, so two runs sharing the connection cap
+        never each hold one mailbox while waiting for the other's."""
+        imap = self.account.imap
+        return (imap.host.lower(), imap.port, self.account.username.lower())
+
     async def start(self) -> None:
-        """Connect, note where each folder ends now, and start watching."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Connect, note where each folder ends now, and start watching.
+
+        Time spent waiting for a connection slot (limits.imap_connections,
+        another run in this process holding it) does not count against the
+        connect timeout."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
         ready = asyncio.ensure_future(self._ready.wait())
         try:
-            await asyncio.wait({ready, self._task}, timeout=self.timeouts.connect_s * 2,
-                               return_when=asyncio.FIRST_COMPLETED)
+            deadline = loop.time() + self.timeouts.connect_s * 2
+            while True:
+                done, _ = await asyncio.wait({ready, self._task},
+                                             timeout=max(0.0, deadline - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                connecting = self._connecting
+                if done or connecting is None or not connecting.waiting_for_slot:
+                    break
+                deadline = loop.time() + self.timeouts.connect_s * 2
         finally:
             ready.cancel()
         if self._fatal is not None:
@@ -504,7 +562,8 @@ class Watcher:
         backoff = 0.2
         while not self._stopping:
             session = ImapSession(self.account, tls=self.tls, timeouts=self.timeouts,
-                                  app_password=self.app_password)
+                                  app_password=self.app_password, limit=self.limit)
+            self._connecting = session
             try:
                 await session.open()
                 self._session = session
@@ -626,22 +685,48 @@ class Watcher:
 
 async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettings,
                 timeouts: Timeouts, app_password: bool = False,
-                sent_prefix: str | None = None) -> int:
+                sent_prefix: str | None = None, limit: int | None = None,
+                attempts: int = 4) -> int:
     """Move exactly these messages to the \\Trash folder; returns how many.
 
     With ``sent_prefix``, the account's own copies of this run's probes in its
     \\Sent folder go too (matched by the whole token prefix of the run).
     On Gmail, moving to Trash removes every label; deleting from INBOX would
     only remove the Inbox label (FACTS.md).
+
+    A dropped connection or a throttle sign is retried on a new connection:
+    moving by UID again is harmless (UIDs already moved are gone from the
+    folder), and a probe left behind is what the user would notice.
     """
     by_folder: dict[str, list[int]] = {}
     for arrival in arrivals:
         by_folder.setdefault(arrival.folder, []).append(arrival.uid)
     if not by_folder and sent_prefix is None:
         return 0
+    retrying = AsyncRetrying(retry=retry_if_exception(_transient),
+                             stop=stop_after_attempt(attempts),
+                             wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            return await _trash_once(account, by_folder, tls=tls, timeouts=timeouts,
+                                     app_password=app_password, sent_prefix=sent_prefix,
+                                     limit=limit)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransportError) and exc.transient
+
+
+async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
+                      tls: TlsSettings, timeouts: Timeouts, app_password: bool,
+                      sent_prefix: str | None, limit: int | None) -> int:
     moved = 0
-    async with ImapSession(account, tls=tls, timeouts=timeouts,
-                           app_password=app_password) as session:
+    by_folder = {f: list(u) for f, u in by_folder.items()}
+    session = ImapSession(account, tls=tls, timeouts=timeouts, app_password=app_password,
+                          limit=limit)
+    try:
+        await session.open()
         folders = await session.folders()
         if folders.trash is None:
             raise TransportError("no \\Trash folder found; probes were left in place",
@@ -657,4 +742,10 @@ async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettin
             await session.select(folder)
             await session.move(sorted(set(uids)), folders.trash)
             moved += len(set(uids))
+    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+        # A connection cut mid-command surfaces as one of these.
+        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
+                             transient=True) from None
+    finally:
+        await session.close()
     return moved

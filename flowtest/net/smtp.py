@@ -43,9 +43,13 @@ class Submission:
 
     def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
                  local_hostname: str = "flowtest.localdomain", attempts: int = 3,
-                 app_password: bool = False) -> None:
+                 app_password: bool = False, interval_s: float = 0.0) -> None:
         self.account = account
         self.endpoint: Endpoint = account.smtp
+        # limits.send_interval_s: pace a batch so a provider's per-minute
+        # limits (Gmail's 421 4.7.0) are not what decides a sweep.
+        self.interval_s = interval_s
+        self._last_send = float("-inf")
         self.tls = tls
         self.timeouts = timeouts
         self.local_hostname = local_hostname
@@ -168,7 +172,13 @@ class Submission:
         async for attempt in retrying:
             with attempt:
                 async with self._lock:
-                    return await self._send_once(message, mail_from, rcpts)
+                    wait = self._last_send + self.interval_s - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    try:
+                        return await self._send_once(message, mail_from, rcpts)
+                    finally:
+                        self._last_send = time.monotonic()
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, message: bytes, mail_from: str, rcpts: list[str]) -> Receipt:

@@ -47,3 +47,16 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(row, dict):
                 yield row
+
+
+def recent_sends(path: Path, *, leg: str, target: str, now: float,
+                 window_s: float = 86400.0) -> list[float]:
+    """When each probe of this leg and target was sent within the window:
+    what the daily sending budget (limits.daily_sends) is counted from."""
+    out = []
+    for row in read(path):
+        sent = row.get("sent_at")
+        if row.get("leg") == leg and row.get("target") == target \
+                and isinstance(sent, int | float) and now - window_s < sent <= now:
+            out.append(float(sent))
+    return sorted(out)
