@@ -180,6 +180,23 @@ def _slots(account: Account, limit: int) -> asyncio.Semaphore:
     return per_loop.setdefault(key, asyncio.Semaphore(limit))
 
 
+def _fail_pending(protocol: Any) -> None:
+    """aioimaplib does nothing for commands in flight when the connection goes:
+    they wait for their timeout, or for ever (the CAPABILITY of its greeting
+    handler has none). That handler holds the protocol's state lock, so a
+    cancelled wait_hello_from_server() could never finish and a run hung
+    (found by the soak test). End them all now."""
+    lost = aioimaplib.AioImapException("connection lost")
+    commands = [protocol.pending_sync_command, *protocol.pending_async_commands.values()]
+    for command in commands:
+        if command is not None and not command._event.is_set():
+            command._exception = lost
+            command._timer.cancel()
+            command._event.set()
+    for task in list(protocol.tasks):
+        task.cancel()
+
+
 class ImapSession:
     """One authenticated IMAP connection with the few commands flowtest uses.
 
@@ -195,6 +212,7 @@ class ImapSession:
         self.limit = limit
         self._slot: asyncio.Semaphore | None = None
         self.waiting_for_slot = False
+        self._protocol: Any = None
         self.client: _Client | None = None
         self.lost = asyncio.Event()
         self.capabilities: set[str] = set()
@@ -220,6 +238,8 @@ class ImapSession:
 
     def _lost(self, exc: Exception | None) -> None:
         self.lost.set()
+        if self._protocol is not None:
+            _fail_pending(self._protocol)
 
     async def open(self) -> None:
         ep = self.account.imap
@@ -241,6 +261,7 @@ class ImapSession:
         client = _Client(ep.connect_host, ep.port, ep.host, ctx, self.timeouts.command_s,
                          self._lost)
         self.client = client
+        self._protocol = client.protocol
         try:
             await asyncio.wait_for(client.wait_hello_from_server(), self.timeouts.connect_s)
         except ssl.SSLError as exc:
@@ -271,15 +292,23 @@ class ImapSession:
     async def close(self) -> None:
         client, self.client = self.client, None
         slot, self._slot = self._slot, None
-        if slot is not None:
-            slot.release()
-        if client is None:
-            return
+        try:
+            if client is not None:
+                await self._logout(client)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def _logout(self, client: _Client) -> None:
         try:
             if client.has_pending_idle():
                 client.idle_done()  # LOGOUT is not allowed while IDLE is running
             if client.protocol.state in ("AUTH", "SELECTED") and not self.lost.is_set():
                 await asyncio.wait_for(client.logout(), 1)
+                # The server closes the connection after LOGOUT; wait for that,
+                # so a slot is given back only when the server too counts the
+                # connection as gone (no overlap at a hand-over).
+                await asyncio.wait_for(self.lost.wait(), 0.5)
         except (OSError, TimeoutError, aioimaplib.AioImapException, asyncio.CancelledError):
             pass
         finally:
@@ -686,7 +715,7 @@ class Watcher:
 async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettings,
                 timeouts: Timeouts, app_password: bool = False,
                 sent_prefix: str | None = None, limit: int | None = None,
-                attempts: int = 4) -> int:
+                attempts: int = 8) -> int:
     """Move exactly these messages to the \\Trash folder; returns how many.
 
     With ``sent_prefix``, the account's own copies of this run's probes in its

@@ -73,6 +73,12 @@ class _Session(Session):
                 on_listed(bytes(getattr(message, "_content", b"") or b""))
         return found, updated
 
+    async def fetch_messages(self, selected: Any, sequence_set: Any, set_seen: bool) -> Any:
+        hook = getattr(self.config, "on_fetch", None)
+        if hook is not None:
+            hook()  # may cut every connection, this one included: a drop mid-FETCH
+        return await super().fetch_messages(selected, sequence_set, set_seen)
+
     async def list_mailboxes(self, ref_name: str, filter_: str, subscribed: bool = False,
                              selected: Any = None) -> Any:
         entries, updates = await super().list_mailboxes(ref_name, filter_, subscribed, selected)
@@ -134,6 +140,17 @@ class MailStore:
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self.connections_total = 0
         self.connections_peak = 0  # most connections open at once (providers cap this)
+        self.drop_on_fetch = 0     # cut all connections at each of the next N FETCHes
+        self.fetch_drops = 0
+        self.restarts = 0
+        self._callback: Any = None
+        self.config.on_fetch = self._on_fetch  # type: ignore[attr-defined]
+
+    def _on_fetch(self) -> None:
+        if self.drop_on_fetch > 0:
+            self.drop_on_fetch -= 1
+            self.fetch_drops += 1
+            self.drop_connections()
 
     async def start(self) -> None:
         self.config.apply_context()
@@ -157,9 +174,25 @@ class MailStore:
                 if self._on_connection is not None:
                     self._on_connection("imap-close", len(self._connections))
 
-        callback = ProxyProtocolReader(self.config.proxy_protocol).get_callback(serve)
-        self._server = await asyncio.start_server(callback, self.host, 0, ssl=self._ssl)
+        self._callback = ProxyProtocolReader(self.config.proxy_protocol).get_callback(serve)
+        self._server = await asyncio.start_server(self._callback, self.host, self.port,
+                                                  ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def restart(self, down_s: float) -> None:
+        """Go away for ``down_s`` seconds (connections cut, new ones refused),
+        then listen again on the same port with the same mailboxes: a
+        provider's restart or failover as a client sees it."""
+        if self._server is None:
+            return
+        self._server.close()
+        self.drop_connections()
+        await self._server.wait_closed()
+        self._server = None
+        await asyncio.sleep(down_s)
+        self._server = await asyncio.start_server(self._callback, self.host, self.port,
+                                                  ssl=self._ssl)
+        self.restarts += 1
 
     @property
     def open_connections(self) -> int:
@@ -201,6 +234,10 @@ class MailStore:
                               frozenset(Flag(f.encode()) for f in flags)),
                 recent=True)
             return int(message.uid)
+
+    async def add_folder(self, user: str, folder: str) -> None:
+        async with _Identity(user, self.login, None, frozenset()).new_session() as session:
+            await session.mailbox_set.add_mailbox(folder)
 
     async def folder_contents(self, user: str, folder: str) -> list[tuple[int, bytes, set[str]]]:
         """(uid, raw message, flags) of every message: the sandbox's own view."""
