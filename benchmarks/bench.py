@@ -61,6 +61,7 @@ def sweep(aliases: int, repeats: int) -> dict[str, object]:
     """200 aliases at once, repeated: flowtest's sweep time against the
     sandbox's own delivery time for the same messages."""
     ratios, sweep_s, delivery_s, cpu_ms, conns = [], [], [], [], []
+    lag: list[float] = []  # per probe: sandbox stored -> flowtest saw it, in the sweep
     with SandboxProcess(aliases=aliases) as sb:
         config = sb.config()
         for i in range(repeats):
@@ -82,6 +83,9 @@ def sweep(aliases: int, repeats: int) -> dict[str, object]:
             sweep_s.append(max(seen) - min(sent))
             delivery_s.append(max(stored[m] for m in ids) - min(submitted[m] for m in ids))
             ratios.append(sweep_s[-1] / delivery_s[-1])
+            domain = config.probe.address.partition('@')[2]
+            lag += [r.seen_at - stored[f"<{r.token}@{domain}>"] for r in results
+                    if r.seen_at is not None]
             cpu_ms.append(cpu / aliases * 1000)
             conns.append(sb.connections_peak(since=started).get("gmail", 0))
         progress("sweep", repeats, repeats)
@@ -95,6 +99,7 @@ def sweep(aliases: int, repeats: int) -> dict[str, object]:
         "sweep_ratio": round(statistics.median(ratios), 3),
         "sweep_ratio_spread": spread(ratios, digits=3),
         "sweep_imap_connections_max": max(conns),
+        "sweep_detect_overhead_ms_spread": spread(lag, 1000),
         "cpu_ms_per_probe": round(statistics.median(cpu_ms), 2),
         "cpu_ms_per_probe_spread": spread(cpu_ms),
         # This process runs only flowtest (the sandbox is another process).

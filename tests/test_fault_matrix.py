@@ -35,6 +35,7 @@ MATRIX: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("imap-drop",): ("ok", "warn", "warn"),
     ("spoofed-ar",): ("ok", "warn", "warn"),
     ("duplicate",): ("ok", "warn", "warn"),
+    ("gmail-send-limit",): ("ok", "pass", "fail"),
     # combinations
     ("spoofed-ar", "spam"): ("ok", "fail", "warn"),
     ("imap-drop", "duplicate"): ("ok", "warn", "warn"),

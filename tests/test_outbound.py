@@ -73,6 +73,24 @@ def test_bad_app_password_names_the_account_never_the_secret(world: World) -> No
         assert secret not in said(r)
 
 
+@pytest.mark.faults("gmail-send-limit")
+def test_gmail_daily_sending_limit_is_a_failure_in_plain_words(world: World) -> None:
+    r = run(world.config())[0]
+    assert r.verdict == "fail" and not r.delivered
+    assert "Gmail's daily sending limit for flowtest.owner@gmail.com is used up" in said(r)
+    assert "550 5.4.5" in said(r) and "limits.daily_sends" in said(r)
+
+
+def test_submission_refusals_in_plain_words() -> None:
+    from flowtest.mail.judge import submission_refused
+    assert submission_refused("a@gmail.com", "454 4.7.0 Too many login attempts, please "
+                                             "try again later.")[0] == "error"
+    verdict, said_ = submission_refused("a@gmail.com", "SMTP x: 421 4.7.0 Try again later")
+    assert verdict == "error" and "limits.send_interval_s" in said_
+    assert submission_refused("a@gmail.com", "550 5.4.5 Daily user sending limit exceeded.")[0] \
+        == "fail"
+
+
 def test_quarantine_policy_fails(world: World) -> None:
     from flowtest.sandbox.dns_server import txt_rdata
     world.dns_extra[("_dmarc.example.me", "TXT")] = [txt_rdata("v=DMARC1; p=quarantine")]

@@ -168,6 +168,17 @@ def test_bad_app_password_fault_refuses_smtp_and_imap(world: World) -> None:
         asyncio.run(clients.imap_login(config, config.gmail))
 
 
+@pytest.mark.faults("gmail-send-limit")
+def test_fault_gmail_send_limit_refuses_every_message(world: World) -> None:
+    config = world.config()
+    msg = clients.message("hello@example.me", world.probe_address, "x", message_id="<l@b>")
+    with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+        asyncio.run(clients.submit(config, config.gmail, msg, rcpts=[world.probe_address]))
+    assert refused.value.code == 550
+    assert refused.value.message.startswith("5.4.5 Daily user sending limit exceeded")
+    assert world.truth.events("<l@b>") == []  # nothing was sent
+
+
 def test_gmail_imap_special_use_and_idle(world: World) -> None:
     config = world.config()
 

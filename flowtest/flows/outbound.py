@@ -8,6 +8,7 @@ sent back to the account.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 
@@ -70,8 +71,9 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
                        opts: Options, progress: Progress, dmarc: DmarcRecord | None,
                        expect_dmarc_pass: bool) -> ProbeResult:
     if isinstance(receipt, FlowtestError):
-        return error_result("outbound", alias.address, p.token,
-                            f"Gmail did not take the message: {receipt}")
+        verdict, sentence = judge.submission_refused(config.gmail.address, str(receipt))
+        result = error_result("outbound", alias.address, p.token, sentence)
+        return dataclasses.replace(result, verdict=verdict)
     w = await wait_for_probe(p.token, alias.address, target=receiver, reports=gmail,
                              accepted_at=receipt.accepted_at, timeout=config.timeouts.delivery_s,
                              settle_s=opts.settle_s, progress=progress)

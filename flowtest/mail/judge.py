@@ -237,3 +237,25 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdic
         said.insert(0, f"Delivered to the probe mailbox's {facts.folder_roles[0]} as "
                        f"{facts.alias}.")
     return verdict, said + notes
+
+
+def submission_refused(gmail_address: str, reply: str) -> tuple[Verdict, str]:
+    """Gmail would not take an outbound probe: what its reply means (FACTS.md,
+    "Sending limit"). Only the daily limit is a finding about the mail path;
+    the others mean flowtest could not test this time."""
+    text = " ".join(reply.split())
+    if "5.4.5" in text:
+        return "fail", (
+            f"Gmail's daily sending limit for {gmail_address} is used up ({text}). Gmail "
+            "refuses everything the account sends, as the alias or not, until the limit "
+            "resets within 24 hours. flowtest's outbound probes count towards it: "
+            "limits.daily_sends keeps them to a small share.")
+    if "Too many login attempts" in text or text.startswith("454"):
+        return "error", (
+            f"Gmail is refusing logins for {gmail_address} for a while ({text}). Wait before "
+            "the next run; running less often avoids it.")
+    if text.startswith("421") or "4.7.0" in text:
+        return "error", (
+            f"Gmail is limiting how fast {gmail_address} may send ({text}) and flowtest's "
+            "retries ran out. Spread the probes with limits.send_interval_s.")
+    return "error", f"Gmail did not take the message: {text}"

@@ -27,6 +27,8 @@ CATALOGUE: dict[str, str] = {
     "imap-drop": "Gmail IMAP cuts every open connection when new mail arrives",
     "spoofed-ar": "the sender adds a forged Authentication-Results claiming mx.google.com",
     "duplicate": "Cloudflare forwards each message twice",
+    "gmail-send-limit": ("smtp.gmail.com refuses all sending: 550 5.4.5 Daily user sending "
+                         "limit exceeded"),
 }
 
 # Faults that only change DNS answers (the doctor's business).

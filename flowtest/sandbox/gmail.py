@@ -36,6 +36,10 @@ SPAM = "[Gmail]/Spam"
 TRASH = "[Gmail]/Trash"
 SENT = "[Gmail]/Sent Mail"
 FOLDERS = {SPAM: b"Junk", TRASH: b"Trash", SENT: b"Sent"}
+# Gmail's words when an account has sent to its daily quota of recipients.
+SEND_LIMIT = ("550 5.4.5 Daily user sending limit exceeded. For more information on Gmail "
+              "sending limits go to https://support.google.com/mail/?p=ReachedSendingLimit "
+              "- gsmtp")
 GMAIL_SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
                 b"content-type", b"x-google-original-from", b"cc", b"reply-to"]
 
@@ -301,6 +305,8 @@ class _SubmissionHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> Any:
         raw = crlf(bytes(envelope.original_content or b""))
+        if self.gmail.ctx.faults.on("gmail-send-limit"):
+            return SEND_LIMIT
         try:
             return await self.gmail.submit(raw, list(envelope.rcpt_tos),
                                            session.host_name or "", peer_ip(session))
