@@ -1,5 +1,5 @@
 """flowtest's command line: demo | run | doctor | login-check | inspect | latency | report |
-sandbox | init.
+cleanup | sandbox | init.
 
 Exit codes: 0 every check passed (warnings included), 1 a check failed or could
 not be made, 2 usage or configuration error.
@@ -109,6 +109,24 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --sandbox: start the world with this fault (repeatable)")
     doctor.add_argument("--json", metavar="PATH", type=Path,
                         help="write the JSON report (findings under 'dns') to PATH")
+
+    cu = sub.add_parser("cleanup", help="move stale probes of finished runs to Trash",
+                        description="Move flowtest probes that no run will clean up any more "
+                                    "(they arrived after their run gave up, or the run was "
+                                    "killed) from INBOX, Spam and Sent to Trash, in both "
+                                    "mailboxes. Only messages whose X-Flowtest-Probe header is "
+                                    "exactly a flowtest token from a run older than "
+                                    "--older-than are moved; nothing else is touched.")
+    cu.add_argument("--config", "-c", metavar="FILE", type=Path, default=Path("flowtest.toml"),
+                    help="the config file (default: ./flowtest.toml)")
+    cu.add_argument("--older-than", metavar="AGE", type=_age, default=_age("6h"),
+                    help="only probes of runs that started longer ago than this: 90m, 6h, "
+                         "2d or seconds (default 6h; at least timeouts.delivery_s + 10 min)")
+    cu.add_argument("--dry-run", action="store_true",
+                    help="list what would be moved and move nothing (folders opened "
+                         "read-only)")
+    cu.add_argument("--insecure", action="store_true",
+                    help="accept plaintext and unverified TLS (loudly marked)")
 
     lc = sub.add_parser("login-check", help="log in to every endpoint; send nothing",
                         description="Connect and log in to both SMTP servers and both IMAP "
@@ -395,6 +413,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                    f"flowtest doctor ({config.domain})", findings)
 
 
+def _age(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(value) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age like 90m, 6h or 2d") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return seconds
+
+
 def _sandbox_aliases(text: str) -> list[str]:
     from flowtest.config import MAX_ALIASES
     if text.strip().isdigit():
@@ -625,6 +655,38 @@ def cmd_latency(args: argparse.Namespace) -> int:
     return _exit_for(report["verdict"])
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from flowtest import config as cfg
+    from flowtest import guard
+    from flowtest.flows import sweep
+
+    config = _with_overrides(cfg.load(args.config), args)
+    if config.target == "sandbox":
+        guard.enable()
+    floor = sweep.shortest_safe_age(config)
+    if args.older_than < floor:
+        raise ConfigError(f"{args.older_than:g} s would reach probes of runs that may still be "
+                          f"waiting for them; use at least {floor:g} s (timeouts.delivery_s "
+                          "+ 10 min)", key="--older-than")
+    reports = asyncio.run(sweep.stale(config, args.older_than, dry_run=args.dry_run))
+    out = _console()
+    verb = "would move" if args.dry_run else "moved"
+    failed = False
+    for report in reports:
+        if report.error is not None:
+            failed = True
+            out.print(f"[bold red]ERROR[/] {report.account}: {report.error}", soft_wrap=True)
+            continue
+        parts = ", ".join(f"{s.folder} {len(s.tokens)}" for s in report.swept)
+        out.print(f"{report.account}: {verb} {report.count} stale probe(s) to Trash "
+                  f"({parts})", soft_wrap=True, markup=False)
+        if args.dry_run:
+            for swept in report.swept:
+                for token in swept.tokens:
+                    out.print(f"  {swept.folder}: {token}", markup=False)
+    return EXIT_FAIL if failed else EXIT_OK
+
+
 def cmd_login_check(args: argparse.Namespace) -> int:
     from flowtest import config as cfg
     from flowtest import guard
@@ -670,7 +732,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {"demo": cmd_demo, "run": cmd_run, "doctor": cmd_doctor, "inspect": cmd_inspect,
             "report": cmd_report, "sandbox": cmd_sandbox, "init": cmd_init,
-            "latency": cmd_latency, "login-check": cmd_login_check}
+            "latency": cmd_latency, "login-check": cmd_login_check, "cleanup": cmd_cleanup}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -696,6 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"flowtest: config error: {exc}", file=sys.stderr)
+        if getattr(args, "nagios", False):
+            # A monitoring system reads 2 as CRITICAL; this is "could not test".
+            print(f"FLOWTEST UNKNOWN - config error: {exc}")
+            return 3
         return EXIT_USAGE
     except UnknownFault as exc:
         print(f"flowtest: {exc}", file=sys.stderr)
@@ -706,6 +772,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
             print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
         print(f"flowtest: error: {redact(str(exc))}", file=sys.stderr)
+        if getattr(args, "nagios", False):
+            print(f"FLOWTEST UNKNOWN - {redact(str(exc))}")
+            return 3
         return EXIT_FAIL
     except KeyboardInterrupt:
         print("flowtest: interrupted", file=sys.stderr)

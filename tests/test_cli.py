@@ -45,7 +45,7 @@ def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str])
         cli.main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for command in ("demo", "run", "sandbox", "init", "--debug", "Exit codes"):
+    for command in ("demo", "run", "sandbox", "init", "cleanup", "--debug", "Exit codes"):
         assert command in out
     for command, options in {"demo": ["--fault", "--aliases", "--json", "--keep", "--timeout",
                                       "--leg"],
@@ -53,7 +53,9 @@ def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str])
                              "doctor": ["--config", "--sandbox", "--fault", "--json"],
                              "sandbox": ["--write-config", "--fault", "--list-faults", "--for",
                                          "--aliases", "--truth"],
-                             "init": ["--path", "--domain", "--alias", "--force"]}.items():
+                             "init": ["--path", "--domain", "--alias", "--force"],
+                             "cleanup": ["--config", "--older-than", "--dry-run",
+                                         "--insecure"]}.items():
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         text = capsys.readouterr().out

@@ -40,3 +40,15 @@ def test_scheduled_run_exit_codes(world: World, tmp_path: Path, fault: str | Non
     for text in (done.stdout, done.stderr, (tmp_path / "flowtest.prom").read_text()):
         assert CANARY_APP_PASSWORD not in text
         assert CANARY_APP_PASSWORD.replace(" ", "") not in text
+
+
+def test_an_exhausted_send_budget_is_unknown_to_nagios(world: World, tmp_path: Path) -> None:
+    """Refused before sending: a monitoring system must read "could not test"
+    (UNKNOWN, 3), not CRITICAL."""
+    config = world.write_config(tmp_path / "flowtest.toml")
+    config.write_text(config.read_text() + "\n[limits]\ndaily_sends = 2\n")
+    done = scheduled_run(config, tmp_path)  # both legs, 3 aliases: 3 > 2
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("FLOWTEST UNKNOWN - config error: ")
+    assert "limits.daily_sends" in lines[0]

@@ -4,7 +4,9 @@ arrive unchanged."""
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -32,6 +34,29 @@ def token_for(run_id: str, n: int) -> str:
 
 def run_prefix(run_id: str) -> str:
     return f"{TOKEN_PREFIX}{run_id}-"
+
+
+# A token as token_for() makes it: ft-<UTC yyyymmddHHMMSS><6 hex>-<4 digits>x.
+_TOKEN_RE = re.compile(r"ft-(\d{14})[0-9a-f]{6}-\d{4}x")
+
+
+def started_at(token: str) -> float | None:
+    """When the run that made this token started (UTC epoch seconds), or None
+    if it is not exactly a token of flowtest's making."""
+    m = _TOKEN_RE.fullmatch(token.strip())
+    if m is None:
+        return None
+    try:
+        return calendar.timegm(time.strptime(m.group(1), "%Y%m%d%H%M%S"))
+    except ValueError:
+        return None
+
+
+def is_stale(token: str, now: float, older_than_s: float) -> bool:
+    """A probe of a run that started more than ``older_than_s`` ago: no run
+    still waits for it, so the stale sweep may move it."""
+    started = started_at(token)
+    return started is not None and now - started > older_than_s
 
 
 def run_id_of(token: str) -> str:

@@ -36,6 +36,7 @@ from flowtest.secrets import normalize_app_password, redact
 log = logging.getLogger("flowtest.imap")
 
 TOKEN_HEADER = "X-Flowtest-Probe"
+TOKEN_PREFIX = "ft-"
 # Gmail's signs of overload (FACTS.md): back off on each of them.
 THROTTLE_SIGNS = ("[THROTTLED]", "[OVERQUOTA]", "[UNAVAILABLE]", "Too many simultaneous")
 # Gmail drops IDLE after about 10 minutes; renew before that (FACTS.md).
@@ -389,18 +390,22 @@ class ImapSession:
                 if uid in uids}
 
     async def probes_in_folder(self, prefix: str) -> list[int]:
-        """UIDs in the selected folder whose probe token starts with ``prefix``.
+        """UIDs in the selected folder whose probe token starts with ``prefix``."""
+        return sorted(await self.tokens_in_folder(prefix))
+
+    async def tokens_in_folder(self, prefix: str) -> dict[int, str]:
+        """UID -> probe token in the selected folder, for tokens starting with ``prefix``.
 
         HEADER search is a substring match (LIBRARY-NOTES.md), so each hit is
         confirmed by reading the header itself.
         """
         response = self._check(await self._client().uid_search(
             "HEADER", TOKEN_HEADER, f'"{prefix}"', charset=None), "UID SEARCH")
-        confirmed = []
+        confirmed: dict[int, str] = {}
         for uid, header, _ in await self.fetch_headers(_search_uids(response), (TOKEN_HEADER,)):
             token = str(BytesHeaderParser().parsebytes(header).get(TOKEN_HEADER, "")).strip()
             if token.startswith(prefix):
-                confirmed.append(uid)
+                confirmed[uid] = token
         return confirmed
 
     async def move(self, uids: list[int], destination: str) -> None:
@@ -778,3 +783,46 @@ async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
     finally:
         await session.close()
     return moved
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What the stale sweep found (and moved, unless it was a dry run) in one folder."""
+
+    folder: str
+    tokens: tuple[str, ...]
+
+
+async def sweep(account: Account, is_stale: Callable[[str], bool], *, tls: TlsSettings,
+                timeouts: Timeouts, app_password: bool = False, limit: int | None = None,
+                dry_run: bool = False) -> list[Swept]:
+    """Move every probe whose token ``is_stale`` from INBOX, \\Junk and \\Sent to
+    \\Trash, by UID; nothing else is touched. With ``dry_run``, only list them."""
+    session = ImapSession(account, tls=tls, timeouts=timeouts, app_password=app_password,
+                          limit=limit)
+    out: list[Swept] = []
+    try:
+        await session.open()
+        folders = await session.folders()
+        if folders.trash is None and not dry_run:
+            raise TransportError("no \\Trash folder found; nothing was moved",
+                                 endpoint=session.name)
+        for folder in (folders.inbox, folders.junk, folders.sent):
+            if folder is None:
+                continue
+            if dry_run:
+                await session.examine(folder)
+            else:
+                await session.select(folder)
+            found = {uid: token for uid, token in
+                     (await session.tokens_in_folder(TOKEN_PREFIX)).items() if is_stale(token)}
+            if found and not dry_run:
+                assert folders.trash is not None
+                await session.move(sorted(found), folders.trash)
+            out.append(Swept(folder, tuple(sorted(found.values()))))
+    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
+                             transient=True) from None
+    finally:
+        await session.close()
+    return out
