@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import re
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,3 +249,43 @@ def _check_untouched(world: World, run_id: str, results: list[ProbeResult]) -> N
         assert found, f"{r.token} of a run with cleanup off was moved"
         assert all(not flags & {"\\Deleted", "\\Seen"} for _, flags in found), found
         assert prefix in r.token
+
+
+def test_two_overlapping_processes_never_touch_each_others_probes(
+        world: World, tmp_path: Path) -> None:
+    """Two `flowtest run` processes (say, two cron entries that overlap) on the
+    same mailboxes, one keeping its probes: each cleans up only its own."""
+    assert world.gmail is not None
+    mine = _message(random.Random(3), 999)
+    world.call(world.gmail.store.append(world.gmail_address, gm.INBOX, mine, flags=["\\Seen"]))
+    before = world.gmail_folder(gm.INBOX)
+    config = world.write_config(tmp_path / "flowtest.toml")
+
+    def start(name: str, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flowtest.cli", "run", "-c", str(config), "--leg", "inbound",
+             "--json", str(tmp_path / f"{name}.json"), "--report-dir", str(tmp_path / name),
+             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    runs = [start("cleaning"), start("keeping", "--keep")]
+    for proc in runs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    reports = {name: json.loads((tmp_path / f"{name}.json").read_text())
+               for name in ("cleaning", "keeping")}
+    tokens = {name: {p["token"] for p in r["probes"] if p["verdict"] == "pass"}
+              for name, r in reports.items()}
+    assert len(tokens["cleaning"]) == len(tokens["keeping"]) == len(world.aliases)
+
+    def holding(rows: list[tuple[int, bytes, set[str]]]) -> set[str]:
+        return {t for t in tokens["cleaning"] | tokens["keeping"]
+                for _, raw, _ in rows if f"X-Flowtest-Probe: {t}".encode() in raw}
+
+    inbox = world.gmail_folder(gm.INBOX)
+    assert holding(inbox) == tokens["keeping"]          # the kept ones, all of them
+    assert holding(world.gmail_folder(gm.TRASH)) == tokens["cleaning"]
+    assert [r for r in inbox if r[0] in {uid for uid, _, _ in before}] == before
+    kept_flags = [flags for _, raw, flags in inbox if any(
+        f"X-Flowtest-Probe: {t}".encode() in raw for t in tokens["keeping"])]
+    assert len(kept_flags) == len(tokens["keeping"])
+    assert all(not f & {"\\Seen", "\\Deleted"} for f in kept_flags)
