@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -131,3 +133,21 @@ def test_the_sandbox_has_no_budget_unless_configured(world: World) -> None:
     assert config.limits.daily_budget("sandbox") is None
     assert config.limits.daily_budget("live") == 100
     assert dataclasses.replace(config.limits, daily_sends=0).daily_budget("live") is None
+
+
+def test_two_processes_share_the_imap_connection_cap(world: World, tmp_path: Path) -> None:
+    """The cap holds across processes: two overlapping `flowtest run`s with
+    limits.imap_connections = 1 take turns; the servers never see two."""
+    assert world.gmail is not None and world.external is not None
+    path = world.write_config(tmp_path / "flowtest.toml")
+    path.write_text(path.read_text() + "\n[limits]\nimap_connections = 1\n")
+    world.call(_reset_peaks(world))
+    runs = [subprocess.Popen(
+        [sys.executable, "-m", "flowtest.cli", "run", "-c", str(path), "--leg", "inbound",
+         "--report-dir", str(tmp_path / f"r{i}")], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for proc in runs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert world.gmail.store.connections_peak == 1
+    assert world.external.store.connections_peak == 1

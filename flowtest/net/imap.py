@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import logging
+import os
 import re
 import ssl
+import tempfile
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
+from pathlib import Path
 from typing import Any
 
 import aioimaplib
@@ -167,18 +171,38 @@ def _fetch_items(lines: list[bytes | bytearray]) -> list[tuple[int, bytes, froze
     return out
 
 
-# Connection slots per mailbox and event loop: limits.imap_connections caps
-# what one flowtest process holds at once (Gmail allows about 15 per account,
-# shared with the user's phone and mail apps).
-_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                  dict[tuple[str, int, str], asyncio.Semaphore]] = \
-    weakref.WeakKeyDictionary()
+# limits.imap_connections: slots per mailbox shared by every flowtest process
+# of this user on this machine (two cron runs that overlap count together).
+# A slot is an exclusive flock on one of N files; the kernel frees it when a
+# process dies, so a crash never leaks one. Gmail allows about 15 connections
+# per account, shared with the user's phone and mail apps.
+def _slot_dir() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"flowtest-{os.getuid()}" / "imap-slots"
 
 
-def _slots(account: Account, limit: int) -> asyncio.Semaphore:
-    per_loop = _SLOTS.setdefault(asyncio.get_running_loop(), {})
-    key = (account.imap.host.lower(), account.imap.port, account.username.lower())
-    return per_loop.setdefault(key, asyncio.Semaphore(limit))
+def _slot_files(account: Account, limit: int) -> list[Path]:
+    key = f"{account.imap.host.lower()}:{account.imap.port}:{account.username.lower()}"
+    folder = _slot_dir() / hashlib.sha256(key.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return [folder / f"{i}.lock" for i in range(limit)]
+
+
+def _try_slot(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _free_slot(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _fail_pending(protocol: Any) -> None:
@@ -202,7 +226,8 @@ class ImapSession:
     """One authenticated IMAP connection with the few commands flowtest uses.
 
     With ``limit``, at most that many sessions of this mailbox are open at once
-    in this process; opening one more waits for a slot."""
+    among all of this user's flowtest processes on this machine; opening one
+    more waits for a slot."""
 
     def __init__(self, account: Account, *, tls: TlsSettings, timeouts: Timeouts,
                  app_password: bool = False, limit: int | None = None) -> None:
@@ -211,7 +236,7 @@ class ImapSession:
         self.timeouts = timeouts
         self.app_password = app_password
         self.limit = limit
-        self._slot: asyncio.Semaphore | None = None
+        self._slot: int | None = None   # the locked slot file's descriptor
         self.waiting_for_slot = False
         self._protocol: Any = None
         self.client: _Client | None = None
@@ -248,16 +273,7 @@ class ImapSession:
             raise TLSError(f"IMAP over {ep.tls} is not supported without --insecure; use port "
                            "993 with implicit TLS", endpoint=self.name)
         if self.limit is not None and self._slot is None:
-            slot = _slots(self.account, self.limit)
-            if slot.locked():
-                log.info("%s: all %d connection slots in use (limits.imap_connections); "
-                         "waiting", self.name, self.limit)
-            self.waiting_for_slot = True
-            try:
-                await slot.acquire()
-            finally:
-                self.waiting_for_slot = False
-            self._slot = slot
+            self._slot = await self._take_slot(self.limit)
         ctx = client_context(self.tls) if ep.tls == "implicit" else None
         client = _Client(ep.connect_host, ep.port, ep.host, ctx, self.timeouts.command_s,
                          self._lost)
@@ -290,6 +306,24 @@ class ImapSession:
         response = await client.protocol.capability()
         self.capabilities = {c.upper() for c in client.protocol.capabilities}
 
+    async def _take_slot(self, limit: int) -> int:
+        files = _slot_files(self.account, limit)
+        delay = 0.02
+        self.waiting_for_slot = True
+        try:
+            while True:
+                for path in files:
+                    fd = _try_slot(path)
+                    if fd is not None:
+                        return fd
+                if delay == 0.02:
+                    log.info("%s: all %d connection slots in use (limits.imap_connections); "
+                             "waiting", self.name, limit)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        finally:
+            self.waiting_for_slot = False
+
     async def close(self) -> None:
         client, self.client = self.client, None
         slot, self._slot = self._slot, None
@@ -298,7 +332,7 @@ class ImapSession:
                 await self._logout(client)
         finally:
             if slot is not None:
-                slot.release()
+                _free_slot(slot)
 
     async def _logout(self, client: _Client) -> None:
         try:
