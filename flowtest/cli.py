@@ -678,8 +678,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             out.print(f"[bold red]ERROR[/] {report.account}: {report.error}", soft_wrap=True)
             continue
         parts = ", ".join(f"{s.folder} {len(s.tokens)}" for s in report.swept)
-        out.print(f"{report.account}: {verb} {report.count} stale probe(s) to Trash "
-                  f"({parts})", soft_wrap=True, markup=False)
+        out.print(f"{report.account}: {verb} {report.count} stale probe(s) and "
+                  f"report(s) about them to Trash ({parts})", soft_wrap=True, markup=False)
         if args.dry_run:
             for swept in report.swept:
                 for token in swept.tokens:

@@ -12,6 +12,7 @@ from flowtest.mail import probe
 from flowtest.sandbox import World
 from flowtest.sandbox import external as ext
 from flowtest.sandbox import gmail as gm
+from flowtest.sandbox.smtp import Reply, bounce_message
 
 OLD = "ft-20261124000000abcdef-{:04d}x"   # a run two days before the test's clock
 TWO_DAYS_AGO = "20261124000000"
@@ -50,6 +51,14 @@ def _plant(world: World) -> dict[str, tuple[str, str]]:
             _mail(14)]
     for raw in keep:
         world.call(g.store.append(world.gmail_address, gm.INBOX, raw, flags=["\\Flagged"]))
+    # Delivery reports in the probe account: about a stale probe (goes), about
+    # a recent one (stays).
+    for n, token in ((20, OLD.format(9)), (21, _recent_token())):
+        report = bounce_message(reporting_mta="sender.example", sender=world.probe_address,
+                                rcpt="hello@example.me", original=_mail(n, header=token),
+                                reply=Reply(421, "4.7.0 Try again later"), final=False)
+        world.call(e.store.append(world.probe_address, ext.INBOX, report))
+    stale[f"report about {OLD.format(9)}"] = ("external", ext.INBOX)
     return stale
 
 
@@ -72,23 +81,27 @@ def test_stale_probes_go_to_trash_and_nothing_else(
     assert cli.main(["cleanup", "-c", str(path), "--older-than", "1d", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "flowtest.owner@gmail.com: would move 3 stale probe(s)" in out
-    assert "probe@sender.example: would move 2 stale probe(s)" in out
+    assert "probe@sender.example: would move 3 stale probe(s)" in out
     assert all(token in out for token in stale)
     assert _everything(world) == planted  # a dry run moves and flags nothing
 
     assert cli.main(["cleanup", "-c", str(path), "--older-than", "1d"]) == 0
     out = capsys.readouterr().out
-    assert "flowtest.owner@gmail.com: moved 3 stale probe(s) to Trash" in out
+    assert "flowtest.owner@gmail.com: moved 3 stale probe(s) and report(s) about them to Trash" \
+        in out
+    assert "probe@sender.example: moved 3 stale probe(s)" in out
     after = _everything(world)
     for place, rows in planted.items():
         if place[1] in (gm.TRASH, ext.TRASH):
             continue
-        kept = [r for r in rows if not any(t.encode() in r[1] and b"X-Flowtest-Probe: " + t.encode()
-                                           in r[1] for t in stale)]
+        kept = [r for r in rows if not any(
+            f"X-Flowtest-Probe: {t.removeprefix('report about ')}".encode() in r[1]
+            for t in stale)]
         assert after[place] == kept, place  # everything else byte- and flag-identical
     trashed = [raw for place in (("gmail", gm.TRASH), ("external", ext.TRASH))
                for _, raw, _ in after[place][len(before[place]):]]
-    assert sorted(t for t in stale if any(t.encode() in raw for raw in trashed)) == sorted(stale)
+    assert sorted(t for t in stale if any(t.removeprefix("report about ").encode() in raw
+                                          for raw in trashed)) == sorted(stale)
     assert len(trashed) == len(stale)
 
     # Again: nothing left to move.

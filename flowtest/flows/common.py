@@ -168,6 +168,10 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     """Move this run's probes (and bounces about them, and Sent copies) to Trash;
     nothing else. The watchers are stopped first: one connection per mailbox."""
     prefix = probe.run_prefix(run_id)
+    # One last look in every mailbox: a delivery report or copy that arrived
+    # while a watcher was busy or reconnecting is still this run's to remove.
+    await asyncio.gather(*(watcher.catch_up(config.timeouts.connect_s * 2)
+                           for watcher, _ in watchers))
     found_by = [{(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
                  for a in watcher.arrivals(tokens)} for watcher, _ in watchers]
     # Stop every watcher before cleaning any mailbox: holding no connection

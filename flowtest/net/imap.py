@@ -205,7 +205,7 @@ def _free_slot(fd: int) -> None:
         os.close(fd)
 
 
-def _fail_pending(protocol: Any) -> None:
+def _fail_pending(protocol: Any, client_tasks: Iterable[asyncio.Future[Any]] = ()) -> None:
     """aioimaplib does nothing for commands in flight when the connection goes:
     they wait for their timeout, or for ever (the CAPABILITY of its greeting
     handler has none). That handler holds the protocol's state lock, so a
@@ -220,6 +220,16 @@ def _fail_pending(protocol: Any) -> None:
             command._event.set()
     for task in list(protocol.tasks):
         task.cancel()
+    # The IDLE task aioimaplib keeps on the client ends with that exception and
+    # nobody awaits it: retrieve it, or asyncio prints "Task exception was
+    # never retrieved" with a traceback at exit.
+    for task in list(client_tasks):
+        task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class ImapSession:
@@ -239,6 +249,7 @@ class ImapSession:
         self._slot: int | None = None   # the locked slot file's descriptor
         self.waiting_for_slot = False
         self._protocol: Any = None
+        self._aio_client: Any = None
         self.client: _Client | None = None
         self.lost = asyncio.Event()
         self.capabilities: set[str] = set()
@@ -265,7 +276,7 @@ class ImapSession:
     def _lost(self, exc: Exception | None) -> None:
         self.lost.set()
         if self._protocol is not None:
-            _fail_pending(self._protocol)
+            _fail_pending(self._protocol, getattr(self._aio_client, "tasks", ()))
 
     async def open(self) -> None:
         ep = self.account.imap
@@ -279,6 +290,7 @@ class ImapSession:
                          self._lost)
         self.client = client
         self._protocol = client.protocol
+        self._aio_client = client
         try:
             await asyncio.wait_for(client.wait_hello_from_server(), self.timeouts.connect_s)
         except ssl.SSLError as exc:
@@ -535,6 +547,7 @@ class Watcher:
         self._fatal: BaseException | None = None
         self._session: ImapSession | None = None
         self._connecting: ImapSession | None = None
+        self._full_scan_wanted: asyncio.Future[None] | None = None
         self._stopping = False
 
     @property
@@ -624,6 +637,25 @@ class Watcher:
         """Look now rather than at the next push or poll."""
         self._wake.set()
 
+    async def catch_up(self, timeout: float) -> bool:
+        """Look at every watched folder once more, now, and wait until that
+        look is done (False if it could not finish in ``timeout``, e.g. while
+        reconnecting). Cleanup calls it first, so that a delivery report that
+        landed while the watcher was busy or reconnecting is not left behind."""
+        if self._task is None or self._task.done():
+            return False
+        wanted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._full_scan_wanted = wanted
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(wanted), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            if self._full_scan_wanted is wanted:
+                self._full_scan_wanted = None
+        return True
+
     # -- the loop ----------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -643,9 +675,12 @@ class Watcher:
                 pushed = False
                 while not self._stopping:
                     self._wake.clear()
+                    wanted = self._full_scan_wanted
                     # A push concerns INBOX; other folders (Spam) get no push and
                     # are looked at on the poll, so a push costs few round trips.
-                    await self._scan_all(session, inbox_only=pushed)
+                    await self._scan_all(session, inbox_only=pushed and not wanted)
+                    if wanted is not None and not wanted.done():
+                        wanted.set_result(None)
                     pushed = await session.idle(self._wake, self.poll_s)
             except asyncio.CancelledError:
                 raise
@@ -819,6 +854,26 @@ async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
     return moved
 
 
+_REPORTED_TOKEN_RE = re.compile(rb"X-Flowtest-Probe:\s*(ft-[0-9A-Za-z-]+)", re.IGNORECASE)
+
+
+async def _stale_reports(session: ImapSession, is_stale: Callable[[str], bool]
+                         ) -> dict[int, str]:
+    """Delivery reports (RFC 3464) in the selected folder about stale probes
+    only: the probe's headers are inside the report, so a HEADER search for the
+    token does not find them."""
+    response = session._check(await session._client().uid_search(
+        "HEADER", "Content-Type", '"multipart/report"', charset=None), "UID SEARCH")
+    uids = _search_uids(response)
+    out: dict[int, str] = {}
+    for uid, (raw, _) in (await session.fetch_raw(uids)).items():
+        tokens = {t.decode() for t in _REPORTED_TOKEN_RE.findall(raw)}
+        # Only a report about flowtest's probes, and all of them stale.
+        if tokens and all(is_stale(t) for t in tokens):
+            out[uid] = f"report about {', '.join(sorted(tokens))}"
+    return out
+
+
 @dataclass(frozen=True)
 class Swept:
     """What the stale sweep found (and moved, unless it was a dry run) in one folder."""
@@ -850,6 +905,8 @@ async def sweep(account: Account, is_stale: Callable[[str], bool], *, tls: TlsSe
                 await session.select(folder)
             found = {uid: token for uid, token in
                      (await session.tokens_in_folder(TOKEN_PREFIX)).items() if is_stale(token)}
+            if folder != folders.sent:
+                found.update(await _stale_reports(session, is_stale))
             if found and not dry_run:
                 assert folders.trash is not None
                 await session.move(sorted(found), folders.trash)
