@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness import SandboxProcess
@@ -248,9 +248,8 @@ def _table(summary: dict[str, object]) -> None:
             flat.append((prefix, str(value)))
     walk("", summary)
     width = max(len(k) for k, _ in flat)
-    fmt: Callable[[str, str], str] = lambda k, v: f"{k:{width}}  {v}"  # noqa: E731
     for k, v in flat:
-        print(fmt(k, v))
+        print(f"{k:{width}}  {v}")
 
 
 if __name__ == "__main__":

@@ -22,16 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from flowtest import config as cfg
-
-
-@dataclass
-class Event:
-    at: float
-    kind: str
-    party: str
-    message_id: str
-    rcpt: str
-    detail: str
+from flowtest.sandbox.truth import Event
 
 
 @dataclass

@@ -670,6 +670,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
                           "+ 10 min)", key="--older-than")
     reports = asyncio.run(sweep.stale(config, args.older_than, dry_run=args.dry_run))
     out = _console()
+    if config.tls.insecure:
+        out.print("[bold red]INSECURE: TLS verification is off.[/]")
     verb = "would move" if args.dry_run else "moved"
     failed = False
     for report in reports:
@@ -677,13 +679,17 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             failed = True
             out.print(f"[bold red]ERROR[/] {report.account}: {report.error}", soft_wrap=True)
             continue
-        parts = ", ".join(f"{s.folder} {len(s.tokens)}" for s in report.swept)
-        out.print(f"{report.account}: {verb} {report.count} stale probe(s) and "
-                  f"report(s) about them to Trash ({parts})", soft_wrap=True, markup=False)
+        parts = ", ".join(f"{s.folder} {len(s.probes) + len(s.reports)}" for s in report.swept)
+        out.print(f"{report.account}: {verb} {report.probes} stale probe(s) and "
+                  f"{report.reports} report(s) about them to Trash ({parts})",
+                  soft_wrap=True, markup=False)
         if args.dry_run:
             for swept in report.swept:
-                for token in swept.tokens:
+                for token in swept.probes:
                     out.print(f"  {swept.folder}: {token}", markup=False)
+                for tokens in swept.reports:
+                    out.print(f"  {swept.folder}: report about {', '.join(tokens)}",
+                              markup=False)
     return EXIT_FAIL if failed else EXIT_OK
 
 

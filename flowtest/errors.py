@@ -79,6 +79,11 @@ class TransportError(FlowtestError):
         super().__init__(f"{endpoint}: {message}")
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying on a new connection: a 4xx, a dropped connection, a throttle."""
+    return isinstance(exc, TransportError) and exc.transient
+
+
 class AuthError(TransportError):
     """The server refused the account's credentials."""
 

@@ -80,16 +80,16 @@ def test_stale_probes_go_to_trash_and_nothing_else(
 
     assert cli.main(["cleanup", "-c", str(path), "--older-than", "1d", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "flowtest.owner@gmail.com: would move 3 stale probe(s)" in out
-    assert "probe@sender.example: would move 3 stale probe(s)" in out
+    assert "flowtest.owner@gmail.com: would move 3 stale probe(s) and 0 report(s)" in out
+    assert "probe@sender.example: would move 2 stale probe(s) and 1 report(s)" in out
     assert all(token in out for token in stale)
     assert _everything(world) == planted  # a dry run moves and flags nothing
 
     assert cli.main(["cleanup", "-c", str(path), "--older-than", "1d"]) == 0
     out = capsys.readouterr().out
-    assert "flowtest.owner@gmail.com: moved 3 stale probe(s) and report(s) about them to Trash" \
-        in out
-    assert "probe@sender.example: moved 3 stale probe(s)" in out
+    assert "flowtest.owner@gmail.com: moved 3 stale probe(s) and 0 report(s) about them to " \
+        "Trash" in out
+    assert "probe@sender.example: moved 2 stale probe(s) and 1 report(s)" in out
     after = _everything(world)
     for place, rows in planted.items():
         if place[1] in (gm.TRASH, ext.TRASH):
@@ -106,7 +106,7 @@ def test_stale_probes_go_to_trash_and_nothing_else(
 
     # Again: nothing left to move.
     assert cli.main(["cleanup", "-c", str(path), "--older-than", "1d"]) == 0
-    assert "moved 0 stale probe(s)" in capsys.readouterr().out
+    assert "moved 0 stale probe(s) and 0 report(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("age", "message"), [

@@ -53,3 +53,12 @@ def parse(raw: bytes) -> Bounce | None:
         remote = remote.split(";", 1)[1].strip()
     return Bounce(final=action != "delayed", status=fields.get("status", ""),
                   diagnostic=diagnostic, remote_mta=remote)
+
+
+_QUOTED_TOKEN_RE = re.compile(rb"X-Flowtest-Probe:\s*(ft-[0-9A-Za-z-]+)", re.IGNORECASE)
+
+
+def probe_tokens(raw: bytes) -> set[str]:
+    """The flowtest tokens a delivery report quotes (the probe's headers are
+    inside the report, where a HEADER search does not look)."""
+    return {t.decode() for t in _QUOTED_TOKEN_RE.findall(raw)}

@@ -23,7 +23,7 @@ import re
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -33,14 +33,13 @@ import aioimaplib
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from flowtest.config import Account, Timeouts, TlsSettings
-from flowtest.errors import AuthError, ProbeTimeout, TLSError, TransportError
+from flowtest.errors import AuthError, ProbeTimeout, TLSError, TransportError, is_transient
 from flowtest.net.tls import client_context, describe
 from flowtest.secrets import normalize_app_password, redact
 
 log = logging.getLogger("flowtest.imap")
 
 TOKEN_HEADER = "X-Flowtest-Probe"
-TOKEN_PREFIX = "ft-"
 # Gmail's signs of overload (FACTS.md): back off on each of them.
 THROTTLE_SIGNS = ("[THROTTLED]", "[OVERQUOTA]", "[UNAVAILABLE]", "Too many simultaneous")
 # Gmail drops IDLE after about 10 minutes; renew before that (FACTS.md).
@@ -454,6 +453,12 @@ class ImapSession:
                 confirmed[uid] = token
         return confirmed
 
+    async def report_uids(self) -> list[int]:
+        """UIDs of delivery reports (multipart/report) in the selected folder."""
+        response = self._check(await self._client().uid_search(
+            "HEADER", "Content-Type", '"multipart/report"', charset=None), "UID SEARCH")
+        return _search_uids(response)
+
     async def move(self, uids: list[int], destination: str) -> None:
         """Move by UID only (never a blanket EXPUNGE)."""
         if not uids:
@@ -806,7 +811,7 @@ async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettin
         by_folder.setdefault(arrival.folder, []).append(arrival.uid)
     if not by_folder and sent_prefix is None:
         return 0
-    retrying = AsyncRetrying(retry=retry_if_exception(_transient),
+    retrying = AsyncRetrying(retry=retry_if_exception(is_transient),
                              stop=stop_after_attempt(attempts),
                              wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
     async for attempt in retrying:
@@ -817,8 +822,23 @@ async def trash(account: Account, arrivals: Iterable[Arrival], *, tls: TlsSettin
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransportError) and exc.transient
+@contextlib.asynccontextmanager
+async def open_session(account: Account, *, tls: TlsSettings, timeouts: Timeouts,
+                       app_password: bool = False, limit: int | None = None
+                       ) -> AsyncIterator[ImapSession]:
+    """A session for a short job (cleanup, the stale sweep), always closed. A
+    connection cut mid-command, which aioimaplib surfaces as OSError, a timeout
+    or its own exception, becomes a transient TransportError to retry on."""
+    session = ImapSession(account, tls=tls, timeouts=timeouts, app_password=app_password,
+                          limit=limit)
+    try:
+        await session.open()
+        yield session
+    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
+                             transient=True) from None
+    finally:
+        await session.close()
 
 
 async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
@@ -826,10 +846,8 @@ async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
                       sent_prefix: str | None, limit: int | None) -> int:
     moved = 0
     by_folder = {f: list(u) for f, u in by_folder.items()}
-    session = ImapSession(account, tls=tls, timeouts=timeouts, app_password=app_password,
-                          limit=limit)
-    try:
-        await session.open()
+    async with open_session(account, tls=tls, timeouts=timeouts, app_password=app_password,
+                            limit=limit) as session:
         folders = await session.folders()
         if folders.trash is None:
             raise TransportError("no \\Trash folder found; probes were left in place",
@@ -845,75 +863,4 @@ async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
             await session.select(folder)
             await session.move(sorted(set(uids)), folders.trash)
             moved += len(set(uids))
-    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
-        # A connection cut mid-command surfaces as one of these.
-        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
-                             transient=True) from None
-    finally:
-        await session.close()
     return moved
-
-
-_REPORTED_TOKEN_RE = re.compile(rb"X-Flowtest-Probe:\s*(ft-[0-9A-Za-z-]+)", re.IGNORECASE)
-
-
-async def _stale_reports(session: ImapSession, is_stale: Callable[[str], bool]
-                         ) -> dict[int, str]:
-    """Delivery reports (RFC 3464) in the selected folder about stale probes
-    only: the probe's headers are inside the report, so a HEADER search for the
-    token does not find them."""
-    response = session._check(await session._client().uid_search(
-        "HEADER", "Content-Type", '"multipart/report"', charset=None), "UID SEARCH")
-    uids = _search_uids(response)
-    out: dict[int, str] = {}
-    for uid, (raw, _) in (await session.fetch_raw(uids)).items():
-        tokens = {t.decode() for t in _REPORTED_TOKEN_RE.findall(raw)}
-        # Only a report about flowtest's probes, and all of them stale.
-        if tokens and all(is_stale(t) for t in tokens):
-            out[uid] = f"report about {', '.join(sorted(tokens))}"
-    return out
-
-
-@dataclass(frozen=True)
-class Swept:
-    """What the stale sweep found (and moved, unless it was a dry run) in one folder."""
-
-    folder: str
-    tokens: tuple[str, ...]
-
-
-async def sweep(account: Account, is_stale: Callable[[str], bool], *, tls: TlsSettings,
-                timeouts: Timeouts, app_password: bool = False, limit: int | None = None,
-                dry_run: bool = False) -> list[Swept]:
-    """Move every probe whose token ``is_stale`` from INBOX, \\Junk and \\Sent to
-    \\Trash, by UID; nothing else is touched. With ``dry_run``, only list them."""
-    session = ImapSession(account, tls=tls, timeouts=timeouts, app_password=app_password,
-                          limit=limit)
-    out: list[Swept] = []
-    try:
-        await session.open()
-        folders = await session.folders()
-        if folders.trash is None and not dry_run:
-            raise TransportError("no \\Trash folder found; nothing was moved",
-                                 endpoint=session.name)
-        for folder in (folders.inbox, folders.junk, folders.sent):
-            if folder is None:
-                continue
-            if dry_run:
-                await session.examine(folder)
-            else:
-                await session.select(folder)
-            found = {uid: token for uid, token in
-                     (await session.tokens_in_folder(TOKEN_PREFIX)).items() if is_stale(token)}
-            if folder != folders.sent:
-                found.update(await _stale_reports(session, is_stale))
-            if found and not dry_run:
-                assert folders.trash is not None
-                await session.move(sorted(found), folders.trash)
-            out.append(Swept(folder, tuple(sorted(found.values()))))
-    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
-        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
-                             transient=True) from None
-    finally:
-        await session.close()
-    return out

@@ -20,7 +20,7 @@ from tenacity import (
 )
 
 from flowtest.config import Account, Endpoint, Timeouts, TlsSettings
-from flowtest.errors import AuthError, TLSError, TransportError
+from flowtest.errors import AuthError, TLSError, TransportError, is_transient
 from flowtest.net.tls import client_context, describe
 from flowtest.secrets import normalize_app_password, redact
 
@@ -32,10 +32,6 @@ class Receipt:
     response: str
     accepted_at: float              # time.time() when the 250 to DATA arrived
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransportError) and exc.transient
 
 
 class Submission:
@@ -164,7 +160,7 @@ class Submission:
     async def send(self, message: bytes, *, mail_from: str, rcpts: list[str]) -> Receipt:
         """Submit one message; reconnects and retries on transient errors only."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_transient),
+            retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=0.5, max=10),
             reraise=True,
