@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from flowtest import providers
 from flowtest.errors import ConfigError, SecretError
+from flowtest.model import Receiver, Thresholds
 from flowtest.secrets import Secret
 
 TlsMode = Literal["implicit", "starttls", "plain"]
@@ -49,7 +50,7 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-def receiver(account: Account) -> providers.Receiver:
+def receiver(account: Account) -> Receiver:
     """Whose Authentication-Results to trust for mail this account receives."""
     return providers.receiver_for(account.provider, account.authserv_id,
                                   account.address.rpartition("@")[2], fallback=account.imap.host)
@@ -125,13 +126,6 @@ class Limits:
         if self.daily_sends is not None:
             return self.daily_sends or None  # 0 turns the budget off
         return 100 if target == "live" else None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    # check_email_delivery's defaults: warn 95 s, critical 300 s (FACTS.md).
-    latency_warn_s: float = 95.0
-    latency_fail_s: float = 300.0
 
 
 @dataclass(frozen=True)

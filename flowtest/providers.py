@@ -9,40 +9,11 @@ public header samples but were not checked against a live account here.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from flowtest.mail.authresults import receiver_exact
 from flowtest.mail.orgdomain import org_domain
-
-
-@dataclass(frozen=True)
-class Receiver:
-    """Whose Authentication-Results to trust (RFC 8601 §5).
-
-    ``authserv`` is the exact authserv-id, or a regular expression when
-    ``pattern`` is true; the empty string means the provider writes the header
-    without one (Outlook). ``domains`` are the organizational domains of the
-    provider's own hosts: a ``Received`` hop into them marks where the
-    provider's headers end and the sender's begin.
-    """
-
-    authserv: str
-    pattern: bool = False
-    domains: tuple[str, ...] = ()
-
-    def matches(self, authserv_id: str) -> bool:
-        if self.pattern:
-            return re.fullmatch(self.authserv, authserv_id, re.IGNORECASE) is not None
-        return authserv_id.lower() == self.authserv.lower()
-
-    def owns(self, host: str) -> bool:
-        return bool(host) and org_domain(host) in self.domains
-
-    @classmethod
-    def exact(cls, authserv_id: str) -> Receiver:
-        """A receiver known only by its authserv-id (its hosts share its org domain)."""
-        first = authserv_id.split()[0] if authserv_id.strip() else ""
-        return cls(authserv_id, domains=(org_domain(first),) if first else ())
+from flowtest.model import Receiver
 
 
 @dataclass(frozen=True)
@@ -127,11 +98,11 @@ def receiver_for(provider: str, authserv_id: str | None, account_domain: str,
     own = org_domain(account_domain) if account_domain else ""
     profile = get(provider)
     if authserv_id is not None:
-        base = Receiver.exact(authserv_id)
+        base = receiver_exact(authserv_id)
         domains = base.domains + (profile.receiver.domains if profile else ())
         return Receiver(authserv_id, False, tuple(dict.fromkeys((*domains, own))))
     if profile is not None:
         r = profile.receiver
         return Receiver(r.authserv, r.pattern, tuple(dict.fromkeys((*r.domains, own))))
-    base = Receiver.exact(fallback)
+    base = receiver_exact(fallback)
     return Receiver(fallback, False, tuple(dict.fromkeys((*base.domains, own))))

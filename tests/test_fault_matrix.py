@@ -12,7 +12,7 @@ import pytest
 from flowtest.doctor import diagnose
 from flowtest.flows import inbound, outbound
 from flowtest.flows.common import Options
-from flowtest.results import worst
+from flowtest.model import worst
 from flowtest.sandbox import FAULTS, World
 
 FAST = Options(poll_s=0.5, settle_s=0.5)

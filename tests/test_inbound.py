@@ -10,7 +10,7 @@ import pytest
 
 from flowtest.config import Config, Thresholds, Timeouts
 from flowtest.flows import inbound
-from flowtest.results import ProbeResult
+from flowtest.model import ProbeResult
 from flowtest.sandbox import World
 
 FAST = inbound.Options(poll_s=0.5, settle_s=0.5)

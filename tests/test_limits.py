@@ -18,7 +18,7 @@ from flowtest import cli
 from flowtest.config import Config
 from flowtest.flows import inbound
 from flowtest.flows.common import Options
-from flowtest.results import ProbeResult
+from flowtest.model import ProbeResult
 from flowtest.sandbox import Keyring, World
 
 

@@ -11,7 +11,7 @@ import pytest
 from flowtest.config import Config
 from flowtest.flows import outbound
 from flowtest.flows.common import Options
-from flowtest.results import ProbeResult
+from flowtest.model import ProbeResult
 from flowtest.sandbox import World
 
 FAST = Options(poll_s=0.5, settle_s=0.3)

@@ -37,7 +37,7 @@ import pytest
 
 from flowtest.flows import inbound, outbound
 from flowtest.flows.common import Options
-from flowtest.results import ProbeResult
+from flowtest.model import ProbeResult
 from flowtest.sandbox import Keyring, World
 from flowtest.sandbox import external as ext
 from flowtest.sandbox import gmail as gm

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from flowtest.config import Account, Alias, Config
 from flowtest.errors import FlowtestError, ProbeTimeout, TransportError
 from flowtest.mail import bounce, probe
+from flowtest.model import ProbeResult
 from flowtest.net.imap import Arrival, Watcher, trash
 from flowtest.net.smtp import Receipt, Submission
-from flowtest.results import ProbeResult
 from flowtest.secrets import redact
 
 log = logging.getLogger("flowtest.flows")

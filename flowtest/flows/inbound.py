@@ -14,9 +14,9 @@ from flowtest.errors import FlowtestError
 from flowtest.flows.common import Options, Progress, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
+from flowtest.model import ProbeResult
 from flowtest.net.imap import Watcher
 from flowtest.net.smtp import Receipt
-from flowtest.results import ProbeResult
 from flowtest.secrets import redact
 
 __all__ = ["Options", "run", "same_account_problem"]

@@ -18,14 +18,28 @@ from flowtest.errors import FlowtestError
 from flowtest.flows.common import Options, Progress, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
-from flowtest.mail.dmarc import DmarcRecord, parse_record
-from flowtest.net.dns import DnsClient, dmarc_record
+from flowtest.mail.dmarc import DmarcRecord, is_dmarc, parse_record
+from flowtest.mail.orgdomain import org_domain
+from flowtest.model import ProbeResult
+from flowtest.net.dns import DnsClient
 from flowtest.net.imap import Watcher
 from flowtest.net.smtp import Receipt
-from flowtest.results import ProbeResult
 from flowtest.secrets import redact
 
 __all__ = ["Options", "run"]
+
+
+async def dmarc_record(client: DnsClient, domain: str) -> str | None:
+    """The one DMARC record at _dmarc.<domain> (or, failing that, at the
+    organizational domain), as text; None if there is none or several."""
+    for name in dict.fromkeys((domain, org_domain(domain))):
+        answer = await client.query(f"_dmarc.{name}", "TXT")
+        records = [r for r in answer.records if is_dmarc(r)]
+        if len(records) == 1:
+            return records[0]
+        if records:
+            return None  # several records: receivers ignore DMARC (RFC 7489 §6.6.3)
+    return None
 
 
 async def run(config: Config, *, aliases: Sequence[Alias] | None = None,

@@ -10,14 +10,14 @@ which its ARC seal covers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
 import authres
 
 from flowtest.mail.dmarc import aligned
-from flowtest.providers import Receiver
+from flowtest.mail.orgdomain import org_domain
+from flowtest.model import AuthVerdict, MethodResult, Receiver
 
 _PARSER = authres.all_features()
 _NO_ID = "flowtest.no-authserv-id"
@@ -26,45 +26,6 @@ _PUBLISHED_RE = re.compile(r"policy\.published-domain-policy=(\w+)", re.IGNORECA
 _CLAUSE_COMMENT_RE = re.compile(r"^\s*([\w.-]+)\s*=\s*([\w-]+)\s*\(([^)]*)\)")
 # "dmarc=fail(p=NONE)": no space before the comment (Yahoo); authres wants one.
 _TIGHT_COMMENT_RE = re.compile(r"(\b(?:spf|dkim|dmarc|arc)=[\w-]+)\(")
-
-
-@dataclass(frozen=True)
-class MethodResult:
-    result: str = "none"
-    domain: str = ""
-    aligned: bool | None = None
-    comment: str = ""
-
-    def to_json(self, *, with_aligned: bool) -> dict[str, object]:
-        out: dict[str, object] = {"result": self.result, "domain": self.domain}
-        if with_aligned:
-            out["aligned"] = bool(self.aligned)
-        return out
-
-
-@dataclass(frozen=True)
-class AuthVerdict:
-    """What the trusted receiver concluded."""
-
-    authserv_id: str
-    found: bool = False
-    spf: MethodResult = field(default_factory=MethodResult)
-    dkim: MethodResult = field(default_factory=MethodResult)
-    dkim_all: tuple[MethodResult, ...] = ()
-    dmarc: MethodResult = field(default_factory=MethodResult)
-    arc: MethodResult = field(default_factory=MethodResult)
-    header_from: str = ""
-    dmarc_policy: str = ""        # p= as the receiver reported it, lowercase
-    dmarc_disposition: str = ""   # dis=: what the receiver did
-    ignored: int = 0              # headers claiming this authserv-id that were not trusted
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "spf": self.spf.to_json(with_aligned=True),
-            "dkim": self.dkim.to_json(with_aligned=True),
-            "dmarc": self.dmarc.to_json(with_aligned=False),
-            "arc": self.arc.to_json(with_aligned=False),
-        }
 
 
 def _domain(value: str) -> str:
@@ -158,6 +119,17 @@ def parse_value(value: str, header_from: str = "", *, aspf: str = "r",
         dmarc_policy=policy, dmarc_disposition=disposition)
 
 
+def receiver_exact(authserv_id: str) -> Receiver:
+    """A receiver known only by its authserv-id (its hosts share its org domain)."""
+    first = authserv_id.split()[0] if authserv_id.strip() else ""
+    return Receiver(authserv_id, domains=(org_domain(first),) if first else ())
+
+
+def owns(rec: Receiver, host: str) -> bool:
+    """Whether ``host`` is one of the receiver's own (where its headers end)."""
+    return bool(host) and org_domain(host) in rec.domains
+
+
 def _received_by(value: str) -> tuple[str, bool]:
     flat = " ".join(value.split())
     by = re.search(r"\bby\s+([^\s;]+)", flat, re.IGNORECASE)
@@ -183,7 +155,7 @@ def trusted(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
     ``receiver`` is its authserv-id or a :class:`Receiver` (a pattern, or the
     id-less form, and the receiver's own domains). ``aspf``/``adkim`` are the
     From domain's alignment modes (``r`` or ``s``)."""
-    rec = receiver if isinstance(receiver, Receiver) else Receiver.exact(receiver)
+    rec = receiver if isinstance(receiver, Receiver) else receiver_exact(receiver)
     headers = _headers(raw)
     if headers is None:
         return AuthVerdict(authserv_id=rec.authserv)
@@ -197,7 +169,7 @@ def trusted(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
             by, has_from = _received_by(value)
             # Anything below the hop into the receiver arrived with the message
             # and may have been written by the sender.
-            if has_from and by and not rec.owns(by):
+            if has_from and by and not owns(rec, by):
                 inside = False
         if lname != "authentication-results" or _not_for(rec, value):
             continue

@@ -10,8 +10,7 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from flowtest.mail import authresults, received
-from flowtest.mail.authresults import AuthVerdict
-from flowtest.mail.received import Hop
+from flowtest.model import AuthVerdict, Hop
 
 CLOUDFLARE = "mx.cloudflare.net"
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flowtest.config import Thresholds
-from flowtest.mail.authresults import AuthVerdict
 from flowtest.mail.bounce import Bounce
-from flowtest.results import Verdict, worst
+from flowtest.model import AuthVerdict, Thresholds, Verdict, worst
 
 
 @dataclass(frozen=True)

@@ -9,27 +9,15 @@ gives the last hop a finer time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
+
+from flowtest.model import Hop
 
 _FROM_RE = re.compile(r"\bfrom\s+(\S+)", re.IGNORECASE)
 _BY_RE = re.compile(r"\bby\s+(\S+)", re.IGNORECASE)
 _XRECEIVED_MS_RE = re.compile(r"\.(\d{13})\s*;")
 _COMMENT_RE = re.compile(r"\([^()]*\)")
-
-
-@dataclass(frozen=True)
-class Hop:
-    by: str
-    from_: str
-    at: float | None          # Unix time, None if the date was missing or unreadable
-    delay_s: float | None     # since the previous hop (or the message's Date for the first)
-    source: str = "Received"  # or X-Received
-
-    def to_json(self) -> dict[str, object]:
-        return {"by": self.by, "from": self.from_, "at": self.at, "delay_s": self.delay_s,
-                "source": self.source}
 
 
 def parse_date(text: str) -> float | None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flowtest.results import ProbeResult
+from flowtest.model import ProbeResult
 
 
 def percentile(values: Sequence[float], q: float) -> float:

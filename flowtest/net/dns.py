@@ -68,19 +68,3 @@ class DnsClient:
             else:
                 records.append(rdata.to_text())
         return Answer(name, rdtype, "ok", tuple(records))
-
-
-async def dmarc_record(client: DnsClient, domain: str) -> str | None:
-    """The one DMARC record at _dmarc.<domain> (or, failing that, at the
-    organizational domain), as text; None if there is none or several."""
-    from flowtest.mail.dmarc import is_dmarc
-    from flowtest.mail.orgdomain import org_domain
-
-    for name in dict.fromkeys((domain, org_domain(domain))):
-        answer = await client.query(f"_dmarc.{name}", "TXT")
-        records = [r for r in answer.records if is_dmarc(r)]
-        if len(records) == 1:
-            return records[0]
-        if records:
-            return None  # several records: receivers ignore DMARC (RFC 7489 §6.6.3)
-    return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtest import __version__
-from flowtest.results import ProbeResult, Verdict, worst
+from flowtest.model import ProbeResult, Verdict, worst
 from flowtest.secrets import redact
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from flowtest import config as cfg
 from flowtest.errors import SandboxError
+from flowtest.model import Thresholds
 from flowtest.sandbox import hosts, zone
 from flowtest.sandbox.certs import Authority
 from flowtest.sandbox.cloudflare import Cloudflare, Routing
@@ -254,7 +255,7 @@ class World:
             # and ARC signing is pure Python): allow for that in big sweeps.
             timeouts=cfg.Timeouts(connect_s=5.0, command_s=10.0,
                                   delivery_s=20.0 + 0.25 * len(self.aliases)),
-            thresholds=cfg.Thresholds(latency_warn_s=5.0, latency_fail_s=15.0),
+            thresholds=Thresholds(latency_warn_s=5.0, latency_fail_s=15.0),
         )
 
     def write_config(self, path: Path | str) -> Path:
