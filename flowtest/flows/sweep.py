@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from flowtest.config import Account, Config
 from flowtest.errors import FlowtestError, TransportError
 from flowtest.mail import bounce, probe
-from flowtest.net.imap import ImapSession, open_session
+from flowtest.net.imap import ImapSession, move, open_session
 from flowtest.secrets import redact
 
 
@@ -94,7 +94,7 @@ async def _sweep(session: ImapSession, is_stale: Callable[[str], bool], *,
                     reports[uid] = tuple(sorted(tokens))
         if (probes or reports) and not dry_run:
             assert folders.trash is not None
-            await session.move(sorted({*probes, *reports}), folders.trash)
+            await move(session, sorted({*probes, *reports}), folders.trash)
         out.append(Swept(folder, tuple(sorted(probes.values())),
                          tuple(sorted(reports.values()))))
     return out

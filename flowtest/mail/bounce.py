@@ -21,6 +21,16 @@ class Bounce:
         return int(m.group(1)) if m else None
 
 
+def is_report(header: bytes) -> bool:
+    """Whether a message's header block says it is a delivery report (its
+    Content-Type is multipart/report); the body is read by :func:`parse`."""
+    try:
+        msg = BytesParser(policy=policy.compat32).parsebytes(header, headersonly=True)
+    except Exception:
+        return False
+    return msg.get_content_type() == "multipart/report"
+
+
 def parse(raw: bytes) -> Bounce | None:
     try:
         msg = BytesParser(policy=policy.compat32).parsebytes(raw)

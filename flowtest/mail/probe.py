@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import formatdate
 from typing import Literal
 
@@ -57,6 +57,13 @@ def is_stale(token: str, now: float, older_than_s: float) -> bool:
     still waits for it, so the stale sweep may move it."""
     started = started_at(token)
     return started is not None and now - started > older_than_s
+
+
+def token_in_header(header: bytes) -> str | None:
+    """The X-Flowtest-Probe value of a message's header block, or None. Any
+    value is returned: whether it is a token of this run is the caller's call."""
+    value = BytesHeaderParser().parsebytes(header).get(TOKEN_HEADER)
+    return str(value).strip() if value is not None else None
 
 
 def run_id_of(token: str) -> str:

@@ -1,0 +1,120 @@
+"""Moving messages to \\Trash, by UID only: never a blanket EXPUNGE of
+messages flowtest did not mark. Which messages to move is the callers'
+policy (flows/common.py for a run's own probes, flows/sweep.py for stale ones).
+
+On Gmail, moving to Trash removes every label; deleting from INBOX would only
+remove the Inbox label (FACTS.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+import aioimaplib
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from flowtest.config import Account, Timeouts, TlsSettings
+from flowtest.errors import TransportError, is_transient
+from flowtest.net.imap import wire
+from flowtest.net.imap.session import ImapSession
+
+
+class Located(Protocol):
+    """Where a message is: what moving it needs (an Arrival is one)."""
+
+    @property
+    def folder(self) -> str: ...
+    @property
+    def uid(self) -> int: ...
+
+
+@contextlib.asynccontextmanager
+async def open_session(account: Account, *, tls: TlsSettings, timeouts: Timeouts,
+                       app_password: bool = False, limit: int | None = None
+                       ) -> AsyncIterator[ImapSession]:
+    """A session for a short job (cleanup, the stale sweep), always closed. A
+    connection cut mid-command, which aioimaplib surfaces as OSError, a timeout
+    or its own exception, becomes a transient TransportError to retry on."""
+    session = ImapSession(account, tls=tls, timeouts=timeouts, app_password=app_password,
+                          limit=limit)
+    try:
+        await session.open()
+        yield session
+    except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
+                             transient=True) from None
+    finally:
+        await session.close()
+
+
+async def move(session: ImapSession, uids: list[int], destination: str) -> None:
+    """Move these UIDs of the selected folder: UID MOVE (RFC 6851), or else
+    UID COPY, then \\Deleted and UID EXPUNGE (RFC 4315) of exactly those UIDs."""
+    if not uids:
+        return
+    uid_set = ",".join(map(str, uids))
+    if "MOVE" in session.capabilities:
+        await session.uid("move", uid_set, wire.quote(destination))
+        return
+    if "UIDPLUS" not in session.capabilities:
+        raise TransportError("server has neither MOVE nor UIDPLUS: cannot remove only the "
+                             "probes, so cleanup is skipped", endpoint=session.name)
+    await session.uid("copy", uid_set, wire.quote(destination))
+    await session.uid("store", uid_set, "+FLAGS.SILENT (\\Deleted)")
+    await session.uid("expunge", uid_set)
+
+
+async def trash(account: Account, found: Iterable[Located], *, tls: TlsSettings,
+                timeouts: Timeouts, app_password: bool = False,
+                sent_prefix: str | None = None, limit: int | None = None,
+                attempts: int = 8) -> int:
+    """Move exactly these messages to the \\Trash folder; returns how many.
+
+    With ``sent_prefix``, the account's own copies of this run's probes in its
+    \\Sent folder go too (matched by the whole token prefix of the run).
+
+    A dropped connection or a throttle sign is retried on a new connection:
+    moving by UID again is harmless (UIDs already moved are gone from the
+    folder), and a probe left behind is what the user would notice.
+    """
+    by_folder: dict[str, list[int]] = {}
+    for message in found:
+        by_folder.setdefault(message.folder, []).append(message.uid)
+    if not by_folder and sent_prefix is None:
+        return 0
+    retrying = AsyncRetrying(retry=retry_if_exception(is_transient),
+                             stop=stop_after_attempt(attempts),
+                             wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+    async for attempt in retrying:
+        with attempt:
+            return await _trash_once(account, by_folder, tls=tls, timeouts=timeouts,
+                                     app_password=app_password, sent_prefix=sent_prefix,
+                                     limit=limit)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
+                      tls: TlsSettings, timeouts: Timeouts, app_password: bool,
+                      sent_prefix: str | None, limit: int | None) -> int:
+    moved = 0
+    by_folder = {f: list(u) for f, u in by_folder.items()}
+    async with open_session(account, tls=tls, timeouts=timeouts, app_password=app_password,
+                            limit=limit) as session:
+        folders = await session.folders()
+        if folders.trash is None:
+            raise TransportError("no \\Trash folder found; probes were left in place",
+                                 endpoint=session.name)
+        if sent_prefix is not None and folders.sent is not None:
+            await session.examine(folders.sent)
+            sent = await session.tokens_in_folder(sent_prefix)
+            if sent:
+                by_folder.setdefault(folders.sent, []).extend(sent)
+        for folder, uids in by_folder.items():
+            if folder == folders.trash:
+                continue
+            await session.select(folder)
+            await move(session, sorted(set(uids)), folders.trash)
+            moved += len(set(uids))
+    return moved
