@@ -155,8 +155,9 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
         break  # timed out
     if w.arrival is not None:
         progress("arrived", alias, w.arrival.folder)
-        # Keep watching briefly: a second copy means a duplicate delivery.
-        with contextlib.suppress(ProbeTimeout):
+        # Keep watching briefly: a second copy means a duplicate delivery
+        # (best effort: a watcher dying now must not undo the arrival).
+        with contextlib.suppress(FlowtestError):
             await target.wait(token, settle_s, nth=2)
         w.copies = target.arrivals(token)
     w.waited_s = time.time() - accepted_at
@@ -184,7 +185,8 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
         try:
             moved = await trash(watcher.account, list(found.values()), tls=config.tls,
                                 timeouts=config.timeouts, app_password=app_password,
-                                sent_prefix=prefix, limit=config.limits.imap_connections)
+                                sent_prefix=prefix, limit=config.limits.imap_connections,
+                                search_watched=watcher.died is not None)
             progress("cleanup", watcher.account.address, f"{moved} moved to Trash")
         except FlowtestError as exc:
             log.warning("cleanup in %s failed: %s", watcher.account.address, redact(str(exc)))

@@ -68,12 +68,15 @@ async def move(session: ImapSession, uids: list[int], destination: str) -> None:
 
 async def trash(account: Account, found: Iterable[Located], *, tls: TlsSettings,
                 timeouts: Timeouts, app_password: bool = False,
-                sent_prefix: str | None = None, limit: int | None = None,
-                attempts: int = 8) -> int:
+                sent_prefix: str | None = None, search_watched: bool = False,
+                limit: int | None = None, attempts: int = 8) -> int:
     """Move exactly these messages to the \\Trash folder; returns how many.
 
     With ``sent_prefix``, the account's own copies of this run's probes in its
-    \\Sent folder go too (matched by the whole token prefix of the run).
+    \\Sent folder go too (matched by the whole token prefix of the run), and
+    with ``search_watched`` also those in INBOX and \\Junk: for a mailbox
+    whose watcher died and so did not see every probe (costs a SEARCH and a
+    FETCH per folder, so only then).
 
     A dropped connection or a throttle sign is retried on a new connection:
     moving by UID again is harmless (UIDs already moved are gone from the
@@ -91,13 +94,14 @@ async def trash(account: Account, found: Iterable[Located], *, tls: TlsSettings,
         with attempt:
             return await _trash_once(account, by_folder, tls=tls, timeouts=timeouts,
                                      app_password=app_password, sent_prefix=sent_prefix,
-                                     limit=limit)
+                                     search_watched=search_watched, limit=limit)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
                       tls: TlsSettings, timeouts: Timeouts, app_password: bool,
-                      sent_prefix: str | None, limit: int | None) -> int:
+                      sent_prefix: str | None, search_watched: bool,
+                      limit: int | None) -> int:
     moved = 0
     by_folder = {f: list(u) for f, u in by_folder.items()}
     async with open_session(account, tls=tls, timeouts=timeouts, app_password=app_password,
@@ -106,11 +110,14 @@ async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
         if folders.trash is None:
             raise TransportError("no \\Trash folder found; probes were left in place",
                                  endpoint=session.name)
-        if sent_prefix is not None and folders.sent is not None:
-            await session.examine(folders.sent)
-            sent = await session.tokens_in_folder(sent_prefix)
-            if sent:
-                by_folder.setdefault(folders.sent, []).extend(sent)
+        searched = [folders.sent, *((folders.inbox, folders.junk) if search_watched else ())]
+        for where in searched:
+            if where is None or sent_prefix is None:
+                continue
+            await session.examine(where)
+            found_there = await session.tokens_in_folder(sent_prefix)
+            if found_there:
+                by_folder.setdefault(where, []).extend(found_there)
         for folder, uids in by_folder.items():
             if folder == folders.trash:
                 continue

@@ -144,6 +144,13 @@ class Watcher:
         why the watcher stopped (:class:`WatcherDied`, an AuthError…)."""
         return await self._book.wait(token, timeout, nth=nth)
 
+    @property
+    def died(self) -> BaseException | None:
+        """Why the watcher stopped on its own (None if it runs or was stopped):
+        then it may have missed this run's probes, and cleanup must look for
+        them by token instead of trusting :meth:`arrivals`."""
+        return self._book.closed_by
+
     def poke(self) -> None:
         """Look now rather than at the next push or poll."""
         self._wake.set()
