@@ -126,8 +126,12 @@ class Slot:
             os.close(fd)
 
 
-def _try(folder: int, name: str) -> Slot | None:
-    fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=folder)
+def _try(folder: int, name: str, shown: Path, endpoint: str) -> Slot | None:
+    try:
+        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=folder)
+    except OSError as exc:  # ELOOP: a symlink where a slot file should be
+        raise UnsafeSlotDir(endpoint=endpoint, path=shown,
+                            reason=exc.strerror or str(exc)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -161,7 +165,7 @@ async def take(key: str, limit: int, *, deadline_s: float, endpoint: str) -> Slo
     try:
         while True:
             for name in names:
-                slot = _try(folder, name)
+                slot = _try(folder, name, slot_dir() / key / name, endpoint)
                 if slot is not None:
                     return slot
             left = give_up - loop.time()
