@@ -24,7 +24,8 @@ import aioimaplib
 
 # The logger aioimaplib writes its protocol trace to (its module's __name__).
 AIOIMAPLIB_LOGGER = "aioimaplib.aioimaplib"
-_CREDENTIAL_COMMAND = re.compile(r"\b(LOGIN|AUTHENTICATE)\b", re.IGNORECASE)
+# A command after its tag ("A1 LOGIN …"), not a capability ("AUTH=LOGIN").
+_CREDENTIAL_COMMAND = re.compile(r"\w (LOGIN|AUTHENTICATE)\b", re.IGNORECASE)
 
 
 class Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
