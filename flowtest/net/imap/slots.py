@@ -95,8 +95,12 @@ def _open_folder(key: str, endpoint: str) -> int:
     """The mailbox's slot folder, as a directory descriptor."""
     path = slot_dir() / key
     base = path.parents[2]
-    base.mkdir(parents=True, exist_ok=True)  # $XDG_RUNTIME_DIR or /tmp: not ours to check
-    fd = os.open(base, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:  # $XDG_RUNTIME_DIR or /tmp: not ours to check, but it must be there
+        base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(base, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    except OSError as exc:  # not a reason to reconnect: say it, once
+        raise UnsafeSlotDir(endpoint=endpoint, path=base,
+                            reason=exc.strerror or str(exc)) from None
     shown = base
     try:
         for part in path.relative_to(base).parts:

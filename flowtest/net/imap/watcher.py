@@ -214,8 +214,9 @@ class Watcher:
                 backoff = min(backoff * 2, self.reconnect_max_s)
             except Exception as exc:  # anything else: say so now, never end silently
                 if not self._stopping:
-                    log.warning("%s: watcher stopped on %r", self.name, exc, exc_info=True)
-                    self._fail_all(WatcherDied(exc, endpoint=self.name))
+                    died = WatcherDied(exc, endpoint=self.name)
+                    log.warning("%s", died)  # redacted; no traceback, which would not be
+                    self._fail_all(died)
                 return
             finally:
                 self._session = None
