@@ -8,8 +8,13 @@ import html
 import itertools
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
@@ -25,6 +30,7 @@ from tests.conftest import CANARY_APP_PASSWORD
 HOSTILE_CANARY = 'Fj"q\\7é\'x zP'
 
 Encoder = Callable[[str], str]
+ROOT = Path(__file__).resolve().parent.parent
 
 # The encoders a secret meets between a socket and a file: each one alone and
 # each pair composed (aioimaplib's log is IMAP quoting then bytes repr; a
@@ -61,8 +67,7 @@ def _leaked(text: str, secret: str) -> list[str]:
     return [name for name, form in forms.items() if form in text]
 
 
-def _auth_forms(secret: str) -> dict[str, str]:
-    user = "flowtest.owner@gmail.com"
+def _auth_forms(secret: str, user: str = "flowtest.owner@gmail.com") -> dict[str, str]:
     b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
     return {
         "auth-plain": b64(f"\0{user}\0{secret}".encode()),
@@ -114,3 +119,74 @@ def test_aioimaplib_login_line_in_a_debug_log_is_redacted(
     text = caplog.text
     assert 'A001 LOGIN owner "***"' in text and "Traceback" in text
     assert not _leaked(text, HOSTILE_CANARY)
+
+
+# A whole run, with --debug, in one process with the sandbox (so the servers'
+# protocol logs are in the same log), on a config whose Gmail app password and
+# probe password are hostile canaries: every output, log, report and
+# traceback is grepped for every form of them.
+PROBE_CANARY = 'pR"o\\bé\'e 9Q'
+RUN_SCRIPT = r"""
+import asyncio, logging, sys, traceback
+from pathlib import Path
+from flowtest import cli, guard
+from flowtest.net.smtp import Submission
+from flowtest.sandbox import World
+from flowtest.secrets import redact
+
+out, gmail_password, probe_password = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+with guard.guarded(), World(gmail_app_password=gmail_password,
+                            probe_password=probe_password) as world:
+    cfg = str(world.write_config(out / "secret" / "flowtest.toml"))
+    reports = str(out / "reports")
+    codes = [cli.main(["--debug", "run", "-c", cfg, "--report-dir", reports,
+                       "--json", str(out / "run.json"),
+                       "--prometheus-textfile", str(out / "flowtest.prom")]),
+             cli.main(["--debug", "run", "-c", cfg, "--leg", "inbound", "--nagios",
+                       "--report-dir", reports]),
+             cli.main(["--debug", "report", "--report-dir", reports])]
+    world.set_fault("bad-app-password")
+    codes.append(cli.main(["--debug", "login-check", "-c", cfg]))
+    config = world.config()
+
+    async def login() -> None:
+        async with Submission(config.gmail, tls=config.tls, timeouts=config.timeouts,
+                              app_password=True):
+            pass
+
+    try:
+        asyncio.run(login())
+    except Exception as exc:  # as `flowtest --debug` prints a FlowtestError
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
+        logging.getLogger("flowtest").exception("login refused")
+print("codes", codes)
+"""
+
+
+@pytest.mark.slow
+def test_a_debug_run_with_hostile_passwords_leaks_no_form_of_them(tmp_path: Path) -> None:
+    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT, str(tmp_path), HOSTILE_CANARY,
+                           PROBE_CANARY], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=tmp_path)
+    assert "codes [0, 0, 0, 1]" in proc.stdout, proc.stderr[-3000:]
+    texts = {"stdout": proc.stdout, "stderr": proc.stderr}
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "secret" not in path.relative_to(tmp_path).parts:
+            texts[str(path.relative_to(tmp_path))] = path.read_text("utf-8", errors="replace")
+    names = set(texts)
+    assert {"run.json", "flowtest.prom", "reports/history.jsonl"} <= names
+    for suffix in ("report.json", "report.html", "junit.xml"):
+        assert any(n.endswith(suffix) for n in names), names
+    # The logs hold the lines a password travels in, redacted (else the test proves nothing).
+    log = proc.stderr
+    assert 'LOGIN flowtest.owner@gmail.com "***"' in log
+    assert 'LOGIN probe@sender.example "***"' in log
+    assert re.search(r"AUTH PLAIN \*\*\*", log), "no SMTP AUTH line in the --debug log"
+    assert "Traceback (most recent call last)" in log
+    for user, secret in (("flowtest.owner@gmail.com", HOSTILE_CANARY),
+                         ("probe@sender.example", PROBE_CANARY)):
+        for name, text in texts.items():
+            leaks = _leaked(text, secret) + [
+                form for form, value in _auth_forms(secret, user).items() if value in text]
+            assert not leaks, (name, leaks)
