@@ -149,17 +149,30 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         guard.disable()
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def _insecure(conf: Config | None) -> str | None:
+    """What `flowtest run` would warn about: tls.insecure, and plaintext endpoints."""
+    if conf is None or not conf.tls.insecure:
+        return None
+    plain = [f"{role}.{kind}" for role, account in (("gmail", conf.gmail), ("probe", conf.probe))
+             for kind, ep in (("smtp", account.smtp), ("imap", account.imap))
+             if ep.tls == "plain"]
+    return ("INSECURE: TLS verification is off" +
+            (f"; PLAINTEXT: {', '.join(plain)}" if plain else ""))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     plan = config.stash[_PLAN]
+    insecure = _insecure(plan.config)
+    extra = [f"flowtest: {insecure}"] if insecure else []
     if plan.target == "sandbox":
         state = "on (127.0.0.0/8 only)" if plan.guard else "off"
         where = f" (config {plan.path})" if plan.path else ""
-        return f"flowtest: target sandbox{where}, network guard {state}"
+        return [f"flowtest: target sandbox{where}, network guard {state}", *extra]
     assert plan.config is not None
     budget = plan.config.limits.daily_budget(plan.config.target)
-    return (f"flowtest: target LIVE, config {plan.path}, network guard off; real probes, "
+    return [f"flowtest: target LIVE, config {plan.path}, network guard off; real probes, "
             f"outbound budget {budget if budget is not None else 'none'} a day "
-            f"(history in {plan.report_dir})")
+            f"(history in {plan.report_dir})", *extra]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -297,6 +310,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not results:
         return
     terminalreporter.section("flowtest")
+    plan = config.stash[_PLAN]
+    insecure = _insecure(plan.config)
+    if insecure:
+        terminalreporter.line(insecure, red=True, bold=True)
     for r in results:
         latency = "-" if r.latency_s is None else f"{r.latency_s:.3f} s"
         terminalreporter.line(f"{r.verdict.upper():5} {r.leg:8} {r.alias} {latency} "
@@ -305,7 +322,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if report_dir:
         from flowtest.mail.probe import new_run_id
         from flowtest.report import json_report, run_folder
-        report = json_report.build(target=config.stash[_PLAN].target,
+        report = json_report.build(target=plan.target, insecure=insecure is not None,
                                    started_at=config.stash[_STARTED], finished_at=time.time(),
                                    probes=results, run_id=new_run_id())
         folder = run_folder.write(report, Path(report_dir))

@@ -96,3 +96,34 @@ def test_a_sandbox_config_keeps_the_guard_and_the_daily_budget_holds(
                                  "limits.daily_sends = 2*nothing was sent*"])
     gmail = [e for e in world.truth.events(kind="submitted")[submitted:] if e.party == "gmail"]
     assert len(gmail) == 1
+
+
+def test_an_insecure_config_is_marked(pytester: pytest.Pytester, world: Any) -> None:
+    path = world.write_config(pytester.path / "sandbox.toml")
+    path.write_text(path.read_text().replace("[tls]\n", "[tls]\ninsecure = true\n"))
+    pytester.makepyfile(test_user="def test_x(flowtest_alias):\n    pass\n")
+    result = pytester.runpytest_subprocess("--co", "--flowtest-config", str(path))
+    result.stdout.fnmatch_lines(["flowtest: target sandbox (config *), network guard on*",
+                                 "flowtest: INSECURE: TLS verification is off"])
+
+
+LOGGING_TEST = """
+import logging
+from flowtest.secrets import Secret
+
+def test_logs(caplog):
+    secret = Secret("env:X", value='Fj"q\\\\7\\u00e9x zP').reveal()
+    logging.getLogger("aioimaplib.aioimaplib").warning(
+        "Sending : %s", f'A1 LOGIN u "{secret}"'.encode())
+    assert False
+"""
+
+
+def test_pytest_log_capture_is_redacted(pytester: pytest.Pytester) -> None:
+    # A failed test shows its captured log; protocol logs there are redacted too.
+    pytester.makepyfile(test_user=LOGGING_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Captured log call*", "*Sending : b'A1 LOGIN u \"***\"'*"])
+    captured = result.stdout.str().partition("Captured log call")[2]
+    assert "zP" not in captured and "xc3" not in captured
