@@ -13,6 +13,7 @@ import html
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from flowtest.errors import SecretError
@@ -20,19 +21,32 @@ from flowtest.errors import SecretError
 SCHEMES = ("env", "file", "keyring")
 MASK = "***"
 
-_revealed: set[str] = set()
+@dataclass(frozen=True)
+class _Known:
+    """A revealed secret, with what finds it in text."""
+
+    value: str
+    pattern: re.Pattern[str]   # every escaped form (below)
+    anchor: str                # its longest ASCII letter/digit run, lower case: always literal
+    needles: tuple[bytes, ...]  # its bytes, for base64 (SMTP AUTH)
+
+
+_known: dict[str, _Known] = {}
 _revealed_lock = threading.Lock()
-_pattern: re.Pattern[str] | None = None
 
 
 def _remember(value: str) -> None:
-    global _pattern
     if len(value.replace(" ", "")) < 4:
         return  # too short to tell from ordinary text
     with _revealed_lock:
-        if value not in _revealed:
-            _revealed.add(value)
-            _pattern = None
+        if value in _known:
+            return
+    pattern = re.compile("".join(_char_forms(c) for c in value), re.IGNORECASE)
+    runs = re.findall(r"[A-Za-z0-9]+", value)
+    known = _Known(value, pattern, max(runs, key=len).lower() if runs else "",
+                   tuple({value.encode(), value.replace(" ", "").encode()}))
+    with _revealed_lock:
+        _known.setdefault(value, known)
 
 
 # Escapes nest (a LOGIN line IMAP-quoted, repr'd by aioimaplib's debug log,
@@ -49,6 +63,10 @@ _BS = rf"(?:\\|{_PCT}5c|{_AMP}{_HASH}0*92{_SEMI}|{_AMP}{_HASH}x0*5c{_SEMI})+"
 def _char_forms(ch: str) -> str:
     """A regular expression for every way one character of a secret is
     written by the encoders a secret meets on its way to a log or report."""
+    if ch.isascii() and ch.isalnum():
+        # No encoder a secret meets (IMAP, JSON, repr, URL, HTML) escapes an
+        # ASCII letter or digit: written as itself, which makes the anchor.
+        return re.escape(ch)
     code = ord(ch)
     utf8 = ch.encode("utf-8")
     once = [re.escape(ch),
@@ -59,8 +77,7 @@ def _char_forms(ch: str) -> str:
     if named.startswith("&") and not named.startswith("&#"):
         once.append(_AMP + re.escape(named[1:-1]) + _SEMI)      # &quot; &amp; &lt;
     forms = list(once)
-    if not ch.isalnum():
-        forms += [_BS + f for f in once]                        # IMAP/JSON/repr: \" \\ \'
+    forms += [_BS + f for f in once]                            # IMAP/JSON/repr: \" \\ \'
     if ch == " ":
         forms += ["", r"\+", f"{_PCT}2b"]   # app passwords are shown in groups; quote_plus
     if ch in "\t\n\r":
@@ -75,16 +92,6 @@ def _char_forms(ch: str) -> str:
         forms.append(_BS + f"x{code:02x}")                      # repr of str: \xe9
     forms.append("".join(_BS + f"x{b:02x}" for b in utf8))     # repr of bytes: \xc3\xa9
     return "(?:" + "|".join(forms) + ")"
-
-
-def _compile() -> re.Pattern[str] | None:
-    global _pattern
-    with _revealed_lock:
-        if _pattern is None and _revealed:
-            known = sorted(_revealed, key=len, reverse=True)
-            _pattern = re.compile("|".join("".join(_char_forms(c) for c in v) for v in known),
-                                  re.IGNORECASE)
-        return _pattern
 
 
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
@@ -115,15 +122,20 @@ def redact(text: str) -> str:
     every form it takes on its way out: raw or without the spaces of an app
     password, IMAP-quoted, JSON-, repr- or unicode-escaped, as UTF-8 ``\\x``
     bytes, URL-encoded, as HTML entities, and inside base64 (SMTP AUTH)."""
-    pattern = _compile()
-    if pattern is None:
-        return text
-    text = pattern.sub(MASK, text)
     with _revealed_lock:
-        needles = sorted({n for v in _revealed
-                          for n in (v.encode(), v.replace(" ", "").encode())}, key=len)
+        known = sorted(_known.values(), key=lambda k: len(k.value), reverse=True)
+    if not known:
+        return text
+    lower = text.lower()
+    for k in known:
+        if k.anchor in lower:  # cheap: most texts hold no secret at all
+            text = k.pattern.sub(MASK, text)
+            lower = text.lower()
+    needles = [n for k in known for n in k.needles]
+    shortest = min(len(n) for n in needles)
     return _BASE64_RUN.sub(
-        lambda m: MASK if _hides_secret(m.group(), needles) else m.group(), text)
+        lambda m: MASK if len(m.group()) >= shortest * 4 // 3 and _hides_secret(
+            m.group(), needles) else m.group(), text)
 
 
 class Secret:
