@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check flowtest tests scenarios benchmarks conftest.py
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --flowtest-sandbox
 
 lint: $(STAMP)
 	$(BIN)/ruff check flowtest tests scenarios benchmarks conftest.py

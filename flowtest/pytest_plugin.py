@@ -1,19 +1,32 @@
 """flowtest's pytest plugin: checks of your own mail setup as pytest tests.
 
 Registered by the repository's conftest.py and as the ``flowtest`` pytest11
-entry point. Options:
+entry point.
 
-- ``--flowtest-config FILE``: the config (default: $FLOWTEST_CONFIG, else
-  ./flowtest.toml when it exists);
-- ``--flowtest-target auto|sandbox|live``: auto is live when a config is found,
-  else the embedded sandbox;
+Tests run against the embedded sandbox with the network guard on, whatever
+files or variables are around (a ./flowtest.toml, $FLOWTEST_CONFIG): nothing
+leaves 127.0.0.0/8 unless the user asks for it on the command line.
+
+- ``--flowtest-live``: check the real setup. The config is
+  ``--flowtest-config FILE``, else $FLOWTEST_CONFIG, else ./flowtest.toml.
+  Outbound probes are counted against ``limits.daily_sends`` like ``flowtest
+  run`` does (refused before sending when the budget is spent), and the
+  session's report and history go to ``--flowtest-report-dir`` (default
+  ``reports``), where the budget is counted from.
+- ``--flowtest-sandbox``: the default, spelled out; it wins over an earlier
+  ``--flowtest-live`` (``make test`` passes it, so $PYTEST_ADDOPTS cannot make
+  the suite go live).
+- ``--flowtest-config FILE``: without ``--flowtest-live`` only a sandbox config
+  (``target = "sandbox"``, as ``flowtest sandbox --write-config`` writes) is
+  accepted, and the guard stays on; a live config is refused.
 - ``--flowtest-report-dir DIR``: write a run folder (report.json, junit.xml,
   report.html) and append to DIR/history.jsonl at the end of the session.
 
-Fixtures: ``flowtest_target``, ``flowtest_config``, ``world`` (sandbox only),
-``inbound`` and ``outbound`` (run a leg; the results are attached to the test
-and to the session's report), ``flowtest_alias`` (parametrized over every
-configured alias). Markers: dns, inbound, outbound, latency, slow, faults(...).
+Fixtures: ``flowtest_target``, ``flowtest_config``, ``world`` (the embedded
+sandbox only), ``inbound`` and ``outbound`` (run a leg; the results are
+attached to the test and to the session's report), ``flowtest_alias``
+(parametrized over every configured alias). Markers: dns, inbound, outbound,
+latency, slow, faults(...).
 """
 
 from __future__ import annotations
@@ -22,12 +35,18 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flowtest import guard
+from flowtest.config import Config, load
+from flowtest.errors import ConfigError
+from flowtest.report import history
+from flowtest.report.run_folder import HISTORY
+from flowtest.secrets import redact_logs
 
 MARKERS = {
     "dns": "checks of the domain's DNS",
@@ -39,33 +58,77 @@ MARKERS = {
 }
 _RESULTS = pytest.StashKey[list[Any]]()
 _STARTED = pytest.StashKey[float]()
+_PLAN = pytest.StashKey["Plan"]()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What this session tests, decided once from the command line only."""
+
+    target: str                  # "sandbox" or "live"
+    config: Config | None        # None: the embedded sandbox world
+    guard: bool                  # the network guard is on
+    report_dir: Path | None
+
+    @property
+    def path(self) -> Path | None:
+        return self.config.path if self.config is not None else None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flowtest")
+    group.addoption("--flowtest-live", dest="flowtest_target", action="store_const",
+                    const="live", default="sandbox",
+                    help="check the real setup: send real probes through the config's "
+                         "accounts (--flowtest-config, else $FLOWTEST_CONFIG, else "
+                         "./flowtest.toml). Without it, tests never leave 127.0.0.0/8")
+    group.addoption("--flowtest-sandbox", dest="flowtest_target", action="store_const",
+                    const="sandbox",
+                    help="test against the sandbox (the default); wins over an earlier "
+                         "--flowtest-live")
     group.addoption("--flowtest-config", metavar="FILE", default=None,
-                    help="flowtest.toml to test (default: $FLOWTEST_CONFIG or ./flowtest.toml)")
-    group.addoption("--flowtest-target", choices=("auto", "sandbox", "live"), default="auto",
-                    help="auto: live when a config is found, else the embedded sandbox")
+                    help="the config to test; without --flowtest-live only a sandbox "
+                         "config (target = \"sandbox\") is accepted")
     group.addoption("--flowtest-report-dir", metavar="DIR", default=None,
-                    help="write the session's flowtest report folder and history here")
+                    help="write the session's flowtest report folder and history here "
+                         "(with --flowtest-live: default reports)")
     group.addoption("--flowtest-no-guard", action="store_true", default=False,
                     help="do not install the network guard in sandbox mode")
 
 
-def _config_path(config: pytest.Config) -> Path | None:
-    given = config.getoption("flowtest_config") or os.environ.get("FLOWTEST_CONFIG")
+def _load(path: Path) -> Config:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"flowtest: config error: {exc}") from None
+
+
+def _plan(config: pytest.Config) -> Plan:
+    """Only the command line can make a session live: $FLOWTEST_CONFIG and
+    ./flowtest.toml are read only under --flowtest-live (issue 14, item 1)."""
+    target = str(config.getoption("flowtest_target"))
+    given = config.getoption("flowtest_config")
+    report_dir = config.getoption("flowtest_report_dir")
+    no_guard = bool(config.getoption("flowtest_no_guard"))
+    if target == "live":
+        found = given or os.environ.get("FLOWTEST_CONFIG") or (
+            "flowtest.toml" if Path("flowtest.toml").exists() else None)
+        if not found:
+            raise pytest.UsageError("--flowtest-live needs a config: --flowtest-config FILE, "
+                                    "$FLOWTEST_CONFIG or ./flowtest.toml")
+        live = _load(Path(found))
+        sandbox = live.target == "sandbox"
+        return Plan("sandbox" if sandbox else "live", live, guard=sandbox and not no_guard,
+                    report_dir=Path(report_dir or "reports"))
+    conf: Config | None = None
     if given:
-        return Path(given)
-    default = Path("flowtest.toml")
-    return default if default.exists() else None
-
-
-def _target(config: pytest.Config) -> str:
-    chosen = str(config.getoption("flowtest_target"))
-    if chosen != "auto":
-        return chosen
-    return "live" if _config_path(config) is not None else "sandbox"
+        conf = _load(Path(given))
+        if conf.target != "sandbox":
+            raise pytest.UsageError(
+                f"{given} is a live config (target = \"{conf.target}\"): add --flowtest-live "
+                "to send real probes through it")
+    return Plan("sandbox", conf, guard=not no_guard,
+                report_dir=Path(report_dir) if report_dir else None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,28 +136,51 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     config.stash[_RESULTS] = []
     config.stash[_STARTED] = time.time()
-    if _target(config) == "sandbox" and not config.getoption("flowtest_no_guard"):
+    plan = _plan(config)
+    config.stash[_PLAN] = plan
+    redact_logs()  # pytest's own log capture shows protocol logs of failed tests
+    if plan.guard:
         guard.enable()
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    target = _target(config)
-    if target == "sandbox":
-        state = "off" if config.getoption("flowtest_no_guard") else "on (127.0.0.0/8 only)"
-        return f"flowtest: target sandbox, network guard {state}"
-    return f"flowtest: target live, config {_config_path(config)}"
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plan = config.stash.get(_PLAN, None)
+    if plan is not None and plan.guard:
+        guard.disable()
+
+
+def _insecure(conf: Config | None) -> str | None:
+    """What `flowtest run` would warn about: tls.insecure, and plaintext endpoints."""
+    if conf is None or not conf.tls.insecure:
+        return None
+    plain = [f"{role}.{kind}" for role, account in (("gmail", conf.gmail), ("probe", conf.probe))
+             for kind, ep in (("smtp", account.smtp), ("imap", account.imap))
+             if ep.tls == "plain"]
+    return ("INSECURE: TLS verification is off" +
+            (f"; PLAINTEXT: {', '.join(plain)}" if plain else ""))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    plan = config.stash[_PLAN]
+    insecure = _insecure(plan.config)
+    extra = [f"flowtest: {insecure}"] if insecure else []
+    if plan.target == "sandbox":
+        state = "on (127.0.0.0/8 only)" if plan.guard else "off"
+        where = f" (config {plan.path})" if plan.path else ""
+        return [f"flowtest: target sandbox{where}, network guard {state}", *extra]
+    assert plan.config is not None
+    budget = plan.config.limits.daily_budget(plan.config.target)
+    return [f"flowtest: target LIVE, config {plan.path}, network guard off; real probes, "
+            f"outbound budget {budget if budget is not None else 'none'} a day "
+            f"(history in {plan.report_dir})", *extra]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "flowtest_alias" not in metafunc.fixturenames:
         return
-    config = metafunc.config
-    if _target(config) == "live":
-        from flowtest import config as cfg
-        path = _config_path(config)
-        if path is None:
-            raise pytest.UsageError("--flowtest-target live needs --flowtest-config")
-        aliases = [a.address for a in cfg.load(path).aliases]
+    plan = metafunc.config.stash[_PLAN]
+    if plan.config is not None:
+        aliases = [a.address for a in plan.config.aliases]
     else:
         from flowtest.sandbox.world import DEFAULT_ALIASES
         aliases = [f"{a}@example.me" for a in DEFAULT_ALIASES]
@@ -104,7 +190,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def flowtest_target(pytestconfig: pytest.Config) -> str:
     """"sandbox" or "live"."""
-    return _target(pytestconfig)
+    return pytestconfig.stash[_PLAN].target
 
 
 @pytest.fixture(scope="session")
@@ -115,10 +201,10 @@ def flowtest_keys() -> Any:
 
 
 @pytest.fixture(scope="session")
-def sandbox_world(flowtest_keys: Any, flowtest_target: str) -> Iterator[Any]:
+def sandbox_world(flowtest_keys: Any, pytestconfig: pytest.Config) -> Iterator[Any]:
     """One running sandbox world for the session."""
-    if flowtest_target != "sandbox":
-        pytest.skip("needs the sandbox target")
+    if pytestconfig.stash[_PLAN].config is not None:
+        pytest.skip("needs the embedded sandbox (not --flowtest-config)")
     from flowtest.sandbox import World
     world = World(keys=flowtest_keys, retry_delays=(0.1, 0.2, 0.5))
     world.start()
@@ -151,15 +237,12 @@ def world(sandbox_world: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def flowtest_config(request: pytest.FixtureRequest, flowtest_target: str) -> Any:
-    """The config under test: the sandbox world's, or the live flowtest.toml."""
-    if flowtest_target == "sandbox":
+def flowtest_config(request: pytest.FixtureRequest) -> Any:
+    """The config under test: the embedded sandbox world's, or the file's."""
+    plan = request.config.stash[_PLAN]
+    if plan.config is None:
         return request.getfixturevalue("world").config()
-    from flowtest import config as cfg
-    path = _config_path(request.config)
-    if path is None:
-        raise pytest.UsageError("--flowtest-target live needs --flowtest-config")
-    return cfg.load(path)
+    return plan.config
 
 
 def _leg_runner(leg: str, request: pytest.FixtureRequest, config: Any) -> Callable[..., Any]:
@@ -173,6 +256,9 @@ def _leg_runner(leg: str, request: pytest.FixtureRequest, config: Any) -> Callab
         chosen = None
         if aliases is not None:
             chosen = [a for a in config.aliases if a.address in aliases]
+        if leg == "outbound":
+            _check_send_budget(request.config, config,
+                               len(chosen) if chosen is not None else len(config.aliases))
         flow = inbound.run if leg == "inbound" else outbound.run
         results = asyncio.run(flow(config, aliases=chosen, options=options))
         request.node.stash.setdefault(_RESULTS, []).extend(results)
@@ -183,6 +269,28 @@ def _leg_runner(leg: str, request: pytest.FixtureRequest, config: Any) -> Callab
         return results
 
     return run
+
+
+def _check_send_budget(pytestconfig: pytest.Config, config: Any, wanted: int) -> None:
+    """Refuse, before sending, outbound probes past limits.daily_sends in 24
+    hours, counted from the history and from this session's probes not yet
+    written there: the same budget as ``flowtest run`` (Gmail refuses all
+    sending for up to a day past its own limit, shared with the user's mail)."""
+    budget = config.limits.daily_budget(config.target)
+    if budget is None:
+        return
+    now = time.time()
+    report_dir = pytestconfig.stash[_PLAN].report_dir
+    sent = history.recent_sends(report_dir / HISTORY, leg="outbound", target=config.target,
+                                now=now) if report_dir is not None else []
+    this_session = [r for r in pytestconfig.stash[_RESULTS]
+                    if r.leg == "outbound" and r.sent_at is not None]
+    used = len(sent) + len(this_session)
+    if used + wanted > budget:
+        pytest.fail(f"flowtest: {used} outbound probes in the last 24 hours and {wanted} more "
+                    f"would pass limits.daily_sends = {budget} (history: "
+                    f"{report_dir / HISTORY if report_dir else 'none'}); nothing was sent",
+                    pytrace=False)
 
 
 @pytest.fixture
@@ -202,15 +310,19 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not results:
         return
     terminalreporter.section("flowtest")
+    plan = config.stash[_PLAN]
+    insecure = _insecure(plan.config)
+    if insecure:
+        terminalreporter.line(insecure, red=True, bold=True)
     for r in results:
         latency = "-" if r.latency_s is None else f"{r.latency_s:.3f} s"
         terminalreporter.line(f"{r.verdict.upper():5} {r.leg:8} {r.alias} {latency} "
                               f"{r.diagnosis[0] if r.diagnosis else ''}")
-    report_dir = config.getoption("flowtest_report_dir")
+    report_dir = config.stash[_PLAN].report_dir
     if report_dir:
         from flowtest.mail.probe import new_run_id
         from flowtest.report import json_report, run_folder
-        report = json_report.build(target=_target(config),
+        report = json_report.build(target=plan.target, insecure=insecure is not None,
                                    started_at=config.stash[_STARTED], finished_at=time.time(),
                                    probes=results, run_id=new_run_id())
         folder = run_folder.write(report, Path(report_dir))

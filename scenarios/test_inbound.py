@@ -1,7 +1,8 @@
 """Inbound: mail to each alias reaches the Gmail inbox through Cloudflare.
 
-Copy this file to write your own checks. Without a config it runs against the
-embedded sandbox; with `--flowtest-config flowtest.toml` it checks your real setup.
+Copy this file to write your own checks. It runs against the embedded sandbox
+unless asked on the command line: `pytest scenarios --flowtest-live
+--flowtest-config flowtest.toml` checks your real setup.
 """
 
 from __future__ import annotations

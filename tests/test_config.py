@@ -217,3 +217,131 @@ def test_limits_defaults_and_values(tmp_path: Path) -> None:
     limits = cfg.load(path).limits
     assert (limits.imap_connections, limits.send_interval_s, limits.daily_sends) == (1, 2.0, 0)
     assert limits.daily_budget("live") is None
+
+
+# Every key a flowtest.toml may hold, with a good value and its kind: each is
+# type-checked at load, so a mistake is a ConfigError before anything is sent
+# (issue 14, item 9: `authserv_id = 5` used to load and crash after sending).
+FULL = {
+    "domain": "example.me", "aliases": ["hello"], "target": "live", "cleanup": "trash",
+    "dkim_selectors": ["s1"], "require_dmarc_pass": False,
+    "gmail": {"address": "owner@gmail.com", "username": "owner@gmail.com",
+              "app_password": "env:FT_X", "provider": "gmail", "authserv_id": "mx.google.com",
+              "smtp": {"host": "smtp.gmail.com", "port": 587, "tls": "starttls",
+                       "address": "192.0.2.1"},
+              "imap": {"host": "imap.gmail.com", "port": 993, "tls": "implicit",
+                       "address": "192.0.2.2"}},
+    "probe": {"address": "probe@fastmail.com", "username": "probe@fastmail.com",
+              "password": "env:FT_Y", "provider": "fastmail",
+              "authserv_id": "mx.messagingengine.com"},
+    "dns": {"nameservers": ["1.1.1.1"], "timeout_s": 5},
+    "tls": {"insecure": False},
+    "timeouts": {"connect_s": 15, "command_s": 30, "delivery_s": 300},
+    "thresholds": {"latency_warn_s": 95, "latency_fail_s": 300},
+    "limits": {"imap_connections": 2, "send_interval_s": 0, "daily_sends": 100},
+}
+_WRONG = {
+    str: [5, 5.5, True, [], {}],
+    int: ["5", 5.5, True, [], {}],
+    float: ["5", True, [], {}],
+    bool: ["yes", 1, 0.0, [], {}],
+    list: ["x", 5, {}],
+}
+
+
+def _leaves(node: dict[str, object], prefix: tuple[str, ...] = ()
+            ) -> list[tuple[tuple[str, ...], type]]:
+    out: list[tuple[tuple[str, ...], type]] = []
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out += _leaves(value, (*prefix, key))
+        else:
+            kind = type(value)
+            out.append(((*prefix, key), float if key.endswith("_s") else kind))
+    return out
+
+
+def test_the_full_document_loads() -> None:
+    c = cfg.parse(FULL)
+    assert c.gmail.authserv_id == "mx.google.com" and c.gmail.smtp.address == "192.0.2.1"
+
+
+@pytest.mark.parametrize(("path", "kind"), _leaves(FULL), ids=lambda v: ".".join(v)
+                         if isinstance(v, tuple) else v.__name__)
+def test_every_key_is_type_checked_at_load(path: tuple[str, ...], kind: type) -> None:
+    import copy
+    for wrong in _WRONG[kind]:
+        document = copy.deepcopy(FULL)
+        node = document
+        for key in path[:-1]:
+            node = node[key]  # type: ignore[assignment]
+        node[path[-1]] = wrong
+        with pytest.raises(ConfigError) as error:
+            cfg.parse(document)
+        assert error.value.key == ".".join(path), (wrong, error.value)
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ("", "shoe"), ("gmail", "gmail.pasword"), ("gmail.smtp", "gmail.smtp.hots"),
+    ("dns", "dns.nameserver"), ("tls", "tls.verify"), ("timeouts", "timeouts.delivery_sec"),
+    ("thresholds", "thresholds.warn_s"), ("limits", "limits.connections"),
+])
+def test_an_unknown_key_is_refused_not_ignored(table: str, key: str) -> None:
+    # Decided: refuse. A typo such as `delivery_sec` ignored would leave the
+    # default silently in force; the error lists the keys known there.
+    import copy
+    document = copy.deepcopy(FULL)
+    node = document
+    for part in filter(None, table.split(".")):
+        node = node[part]  # type: ignore[assignment]
+    node[key.rsplit(".", 1)[-1]] = 1
+    with pytest.raises(ConfigError, match="unknown key") as error:
+        cfg.parse(document)
+    assert error.value.key == key
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("authserv_id", "not a host"), ("authserv_id", ""),
+])
+def test_authserv_id_must_be_a_host_name(key: str, value: str) -> None:
+    import copy
+    document = copy.deepcopy(FULL)
+    document["gmail"][key] = value  # type: ignore[index]
+    with pytest.raises(ConfigError) as error:
+        cfg.parse(document)
+    assert error.value.key == f"gmail.{key}"
+
+
+def test_imap_starttls_is_refused_at_load() -> None:
+    # net/imap speaks implicit TLS only: a "starttls" IMAP endpoint would log
+    # in in plaintext under --insecure, so the loader refuses it (issue 14, item 7).
+    import copy
+    document = copy.deepcopy(FULL)
+    document["gmail"]["imap"]["tls"] = "starttls"  # type: ignore[index]
+    with pytest.raises(ConfigError, match="STARTTLS is not supported") as error:
+        cfg.parse(document)
+    assert error.value.key == "gmail.imap.tls"
+    document["gmail"]["imap"]["tls"] = "implicit"  # type: ignore[index]
+    document["gmail"]["smtp"]["tls"] = "starttls"  # type: ignore[index]
+    assert cfg.parse(document).gmail.smtp.tls == "starttls"  # SMTP does STARTTLS
+
+
+def test_the_public_names_of_flowtest_config() -> None:
+    # The package split (issue 15, item 5) keeps every name importable from flowtest.config.
+    from flowtest.config import (  # noqa: F401
+        Account,
+        Alias,
+        Config,
+        DnsSettings,
+        Endpoint,
+        Limits,
+        Timeouts,
+        TlsSettings,
+        check_address,
+        check_domain,
+        load,
+        parse,
+        receiver,
+        secret_ref,
+        template,
+    )

@@ -114,10 +114,11 @@ class Submission:
                 await client.ehlo()  # capabilities change after STARTTLS (RFC 3207 §4.2)
                 timings["starttls"] = time.perf_counter() - t
             t = time.perf_counter()
-            password = self.account.password.reveal()
-            if self.app_password:
-                password = normalize_app_password(password)
-            await client.login(self.account.username, password)
+            # The password is never a local of this frame: a traceback shown
+            # with its locals (pytest -l) must not carry it. aiosmtplib logs
+            # nothing; the AUTH PLAIN/LOGIN base64 that aiosmtpd's debug log
+            # prints on the sandbox side is caught by secrets.redact.
+            await client.login(self.account.username, self._password())
             timings["auth"] = time.perf_counter() - t
         except TLSError:
             await self.close()
@@ -140,6 +141,10 @@ class Submission:
             raise TransportError(f"connection failed: {redact(str(exc))}", endpoint=self.name,
                                  transient=True) from None
         self.session_timings = timings
+
+    def _password(self) -> str:
+        password = self.account.password.reveal()
+        return normalize_app_password(password) if self.app_password else password
 
     async def close(self) -> None:
         client, self._client = self._client, None

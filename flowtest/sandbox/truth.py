@@ -54,15 +54,17 @@ class Truth:
                     and (kind is None or e.kind == kind)]
 
     def wait_for(self, message_id: str, kind: str, timeout: float,
-                 party: str | None = None) -> Event | None:
-        """Block until an event of this kind for this message is recorded."""
+                 party: str | None = None, count: int = 1) -> Event | None:
+        """Block until ``count`` events of this kind for this message are
+        recorded; the last of them, or None at the timeout."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for e in self._events:
-                    if e.message_id == message_id and e.kind == kind and (
-                            party is None or e.party == party):
-                        return e
+                found = [e for e in self._events
+                         if e.message_id == message_id and e.kind == kind and (
+                             party is None or e.party == party)]
+                if len(found) >= count:
+                    return found[count - 1]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

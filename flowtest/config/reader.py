@@ -1,8 +1,11 @@
-"""flowtest.toml -> typed, validated settings.
+"""flowtest.toml -> :class:`~flowtest.config.settings.Config`.
 
 Every problem becomes one :class:`ConfigError` naming the file, the key and
-the reason; nothing here lets a traceback reach the user. Secrets stay
-references (:class:`flowtest.secrets.Secret`) until a connection needs them.
+the reason, before anything is sent; nothing here lets a traceback reach the
+user. Every key is type-checked; an unknown key is an error too (a typo such
+as ``delivery_sec`` would otherwise leave the default silently in force).
+Secrets stay references (:class:`flowtest.secrets.Secret`) until a
+connection needs them.
 """
 
 from __future__ import annotations
@@ -11,143 +14,27 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from flowtest import providers
+from flowtest.config.settings import (
+    MAX_ALIASES,
+    Account,
+    Alias,
+    Config,
+    DnsSettings,
+    Endpoint,
+    Limits,
+    Timeouts,
+    TlsMode,
+    TlsSettings,
+    check_address,
+    check_domain,
+)
 from flowtest.errors import ConfigError, SecretError
-from flowtest.model import Receiver, Thresholds
+from flowtest.model import Thresholds
 from flowtest.secrets import Secret
-
-TlsMode = Literal["implicit", "starttls", "plain"]
-Target = Literal["sandbox", "live"]
-CleanupMode = Literal["trash", "keep"]
-
-# Cloudflare Email Routing allows 200 rules per domain (FACTS.md).
-MAX_ALIASES = 200
-
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                        r"[A-Za-z][A-Za-z0-9-]{0,62}$")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a server is. ``address`` overrides name resolution (the sandbox
-    uses it); the certificate is still verified against ``host``."""
-
-    host: str
-    port: int
-    tls: TlsMode
-    address: str | None = None
-
-    @property
-    def connect_host(self) -> str:
-        return self.address or self.host
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def receiver(account: Account) -> Receiver:
-    """Whose Authentication-Results to trust for mail this account receives."""
-    return providers.receiver_for(account.provider, account.authserv_id,
-                                  account.address.rpartition("@")[2], fallback=account.imap.host)
-
-
-@dataclass(frozen=True)
-class Account:
-    """A mailbox flowtest logs in to: the Gmail account or the probe account.
-
-    ``provider`` names a profile in flowtest.providers (endpoints, how it
-    stamps Authentication-Results); ``authserv_id`` overrides the latter."""
-
-    address: str
-    username: str
-    password: Secret
-    smtp: Endpoint
-    imap: Endpoint
-    provider: str = "custom"
-    authserv_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Alias:
-    """An address at the domain that Cloudflare routes to Gmail."""
-
-    address: str
-
-    @property
-    def local(self) -> str:
-        return self.address.partition("@")[0]
-
-    @property
-    def domain(self) -> str:
-        return self.address.partition("@")[2]
-
-    def __str__(self) -> str:
-        return self.address
-
-
-@dataclass(frozen=True)
-class DnsSettings:
-    """Which resolver the doctor and the flows ask. Empty = the system's."""
-
-    nameservers: tuple[tuple[str, int], ...] = ()
-    timeout_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    ca_file: Path | None = None
-    insecure: bool = False
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect_s: float = 15.0
-    command_s: float = 30.0
-    delivery_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Politeness towards the providers (FACTS.md: about 15 simultaneous IMAP
-    connections per Gmail account, about 500 recipients a day)."""
-
-    imap_connections: int = 2        # per mailbox, at once, in one flowtest process
-    send_interval_s: float = 0.0     # least time between two submissions in a session
-    # Outbound probes through Gmail in any 24 hours, counted from the history;
-    # None: 100 for a live target, no limit for the sandbox.
-    daily_sends: int | None = None
-
-    def daily_budget(self, target: str) -> int | None:
-        if self.daily_sends is not None:
-            return self.daily_sends or None  # 0 turns the budget off
-        return 100 if target == "live" else None
-
-
-@dataclass(frozen=True)
-class Config:
-    domain: str
-    aliases: tuple[Alias, ...]
-    gmail: Account
-    probe: Account
-    target: Target = "live"
-    dns: DnsSettings = field(default_factory=DnsSettings)
-    tls: TlsSettings = field(default_factory=TlsSettings)
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    limits: Limits = field(default_factory=Limits)
-    cleanup: CleanupMode = "trash"
-    dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
-    require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
-    path: Path | None = None
-
-
-# --------------------------------------------------------------------------
-# reading
 
 
 class _Reader:
@@ -178,6 +65,11 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(key, f"must be a non-empty string, not {_kind(value)}")
         return value.strip()
+
+    def optional_string(self, data: Mapping[str, Any], key: str) -> str | None:
+        if _get(data, key) is None:
+            return None
+        return self.string(data, key)
 
     def number(self, data: Mapping[str, Any], key: str, default: float, *, minimum: float = 0.0,
                ) -> float:
@@ -238,15 +130,7 @@ def _kind(value: object) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-def check_domain(name: str) -> bool:
-    return bool(_DOMAIN_RE.match(name))
-
-
-def check_address(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    return bool(at and _LOCAL_RE.match(local) and check_domain(domain))
-
-
+_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # e.g. localhost
 _ENDPOINT_KEYS = {"host", "port", "tls", "address"}
 _ACCOUNT_KEYS = {"address", "username", "password", "app_password", "smtp", "imap", "provider",
                  "authserv_id"}
@@ -260,16 +144,26 @@ def _endpoint(r: _Reader, data: Mapping[str, Any], key: str, default_port: int,
     table = r.table(data, key)
     r.unknown(table, key, _ENDPOINT_KEYS)
     host = r.string(table, f"{key}.host")
+    if not _host_name(host):
+        raise r.fail(f"{key}.host", f"{host!r} is not a host name or IP address")
     port_value = table.get("port", default_port)
     if isinstance(port_value, bool) or not isinstance(port_value, int) or not (
             0 < port_value < 65536):
         raise r.fail(f"{key}.port", f"must be a port number 1-65535, not {port_value!r}")
     tls = r.choice(table, f"{key}.tls", ("implicit", "starttls", "plain"), default_tls)
-    address = table.get("address")
+    # --- IMAP STARTTLS: refused here while net/imap cannot do it -----------
+    # net/imap speaks implicit TLS only; with --insecure a "starttls" endpoint
+    # would silently log in in PLAINTEXT (issue 14, item 7). Remove this one
+    # check when net/imap performs STARTTLS (RFC 3501 §6.2.1).
+    if key.endswith(".imap") and tls == "starttls":
+        raise r.fail(f"{key}.tls", "IMAP with STARTTLS is not supported: use port 993 with "
+                     "tls = \"implicit\" (every provider flowtest knows offers it)")
+    # ----------------------------------------------------------------------
+    address = r.optional_string(table, f"{key}.address")
     if address is not None:
         try:
             ipaddress.ip_address(address)
-        except (ValueError, TypeError):
+        except ValueError:
             raise r.fail(f"{key}.address", f"must be an IP address, not {address!r}") from None
     return Endpoint(host=host, port=port_value, tls=tls, address=address)  # type: ignore[arg-type]
 
@@ -298,8 +192,27 @@ def _account(r: _Reader, data: Mapping[str, Any], key: str, password_key: str,
         imap=_endpoint(r, table, f"{key}.imap", 993, "implicit",
                        profile=profile.imap if profile else None),
         provider=provider,
-        authserv_id=table.get("authserv_id"),
+        authserv_id=_authserv_id(r, table, f"{key}.authserv_id"),
     )
+
+
+def _host_name(host: str) -> bool:
+    if check_domain(host) or _LABEL_RE.fullmatch(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _authserv_id(r: _Reader, table: Mapping[str, Any], key: str) -> str | None:
+    # RFC 8601 §2.5: an authserv-id is a domain name in practice; the judge
+    # compares it with the first token of Authentication-Results.
+    value = r.optional_string(table, key)
+    if value is not None and not check_domain(value.rstrip(".")):
+        raise r.fail(key, f"{value!r} is not a host name like \"mx.google.com\"")
+    return value
 
 
 def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
@@ -450,106 +363,3 @@ def load(path: Path | str) -> Config:
         raise ConfigError(f"not valid TOML: {exc}", file=file) from None
     return parse(data, file=file)
 
-
-TEMPLATE = '''\
-# flowtest.toml: what flowtest checks, and how it logs in.
-# Secrets are never written here: give them as env:NAME, file:PATH or
-# keyring:SERVICE/USER. See docs/config.md for every key.
-
-# The domain Cloudflare Email Routing receives for.
-domain = "{domain}"
-
-# The addresses to test: names (at the domain) or full addresses. At most 200.
-aliases = [{aliases}]
-
-# DKIM selectors the doctor checks besides Cloudflare's cf2024-1 (e.g. a relay's).
-dkim_selectors = []
-
-# Mail sent as an alias through Gmail fails DMARC for the domain (a known
-# limit). false: a warning under p=none, a failure under quarantine/reject.
-# true: always a failure (for when you send through a relay that signs for you).
-require_dmarc_pass = false
-
-# "live" talks to the real providers; "sandbox" is for configs the sandbox writes.
-target = "live"
-
-# After a run, probes are moved to Trash ("trash") or left where they are ("keep").
-cleanup = "trash"
-
-[gmail]
-# The Gmail account Cloudflare forwards to, and that sends as the aliases.
-address = "{gmail}"
-# A 16-letter app password (Google Account -> Security -> 2-Step Verification -> App passwords).
-app_password = "{gmail_secret}"
-provider = "gmail"
-smtp = {{ host = "smtp.gmail.com", port = 587, tls = "starttls" }}
-imap = {{ host = "imap.gmail.com", port = 993, tls = "implicit" }}
-
-[probe]
-# A mailbox at ANOTHER provider: it sends the inbound probes and receives the
-# outbound ones. It must not be the Gmail account above (Gmail drops mail it sent itself).
-address = "{probe}"
-# Its {password_kind}.
-password = "{probe_secret}"
-# A profile (gmail, outlook, icloud, qq, 163, fastmail, yahoo) fills in the
-# servers and how it writes Authentication-Results; "custom" needs them below.
-provider = "{provider}"
-smtp = {{ host = "{probe_smtp}", port = {smtp_port}, tls = "{smtp_tls}" }}
-imap = {{ host = "{probe_imap}", port = 993, tls = "implicit" }}
-
-[dns]
-# Empty: the system resolver. Or e.g. ["1.1.1.1", "8.8.8.8"].
-nameservers = []
-
-[tls]
-# ca_file = "/path/to/ca.pem"   # only for private CAs
-insecure = false
-
-[timeouts]
-connect_s = 15
-command_s = 30
-delivery_s = 300
-
-[thresholds]
-# A probe slower than warn is a warning; slower than fail is a failure.
-latency_warn_s = 95
-latency_fail_s = 300
-
-[limits]
-# Gmail allows about 15 IMAP connections per account, shared with your phone
-# and mail apps; flowtest holds one per mailbox and never more than this.
-imap_connections = 2
-# Seconds between two submissions in one SMTP session (0: as fast as accepted).
-send_interval_s = 0
-# Outbound probes through Gmail in any 24 hours (Gmail: about 500 recipients a
-# day for all your mail). Counted from reports/history.jsonl; 0: no budget.
-daily_sends = 100
-'''
-
-
-SECRET_SOURCES = ("env", "file", "keyring")
-
-
-def secret_ref(source: str, what: str, account: str) -> str:
-    """A reference for a new config: env:NAME, file:PATH or keyring:SERVICE/USER."""
-    if source == "env":
-        return f"env:FLOWTEST_{what.upper()}"
-    if source == "file":
-        return f"file:~/.config/flowtest/{what}"
-    return f"keyring:flowtest/{account}"
-
-
-def template(*, domain: str = "example.me", aliases: tuple[str, ...] = ("hello",),
-             gmail: str = "you@gmail.com", probe: str = "probe@fastmail.com",
-             provider: str = "fastmail", secrets: str = "env") -> str:
-    profile = providers.get(provider)
-    probe_domain = probe.rpartition("@")[2]
-    smtp = profile.smtp if profile else (f"smtp.{probe_domain}", 587, "starttls")
-    imap = profile.imap if profile else (f"imap.{probe_domain}", 993, "implicit")
-    return TEMPLATE.format(
-        domain=domain, aliases=", ".join(f'"{a}"' for a in aliases), gmail=gmail, probe=probe,
-        provider=provider if profile else "custom", probe_smtp=smtp[0], smtp_port=smtp[1],
-        smtp_tls=smtp[2], probe_imap=imap[0],
-        password_kind=profile.password_kind if profile else "password",
-        gmail_secret=secret_ref(secrets, "gmail_app_password", gmail),
-        probe_secret=secret_ref(secrets, "probe_password", probe))
