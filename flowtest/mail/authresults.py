@@ -390,14 +390,24 @@ def _directly_above(headers: list[tuple[str, str]], index: int, z: Zone) -> bool
     return not any(k.lower() == "received" for k, _ in headers[index + 1:z.entry])
 
 
-def trusted(raw: bytes, receiver: str | Receiver, *, aspf: str = "r", adkim: str = "r",
-            final: bool = True) -> AuthVerdict:
+def trusted(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
+            adkim: str = "r") -> AuthVerdict:
     """The receiver's verdict, or an empty one (``found=False``).
 
     ``receiver`` is its authserv-id or a :class:`Receiver`. ``aspf``/``adkim``
-    are the From domain's alignment modes (``r`` or ``s``). ``final=False``
-    reads a receiver that handed the message on (a list server): its hops may
-    sit below later receivers' ones."""
+    are the From domain's alignment modes (``r`` or ``s``)."""
+    return _trusted(raw, receiver, aspf, adkim, final=True)
+
+
+def intermediate(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
+                 adkim: str = "r") -> AuthVerdict:
+    """The verdict of a receiver that handed the message on (a list server),
+    whose hops sit below later receivers' ones; the same rule otherwise."""
+    return _trusted(raw, receiver, aspf, adkim, final=False)
+
+
+def _trusted(raw: bytes, receiver: str | Receiver, aspf: str, adkim: str, *,
+             final: bool) -> AuthVerdict:
     rec = receiver if isinstance(receiver, Receiver) else receiver_exact(receiver)
     headers = _headers(raw)
     if headers is None:

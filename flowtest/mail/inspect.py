@@ -282,7 +282,8 @@ def inspect(raw: bytes, authserv_id: str | None = None, *, provider: str | None 
                                          "verdicts are unknown."))
         who = ""
     else:
-        auth = authresults.trusted(raw, choice.rule, final=choice.final)
+        read = authresults.trusted if choice.final else authresults.intermediate
+        auth = read(raw, choice.rule)
         rule = choice.rule
         if auth.found and not auth.authserv_id:
             who = f"{choice.name} (its header without authserv-id)"

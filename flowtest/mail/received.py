@@ -93,9 +93,9 @@ def _search_date(text: str) -> Stamp | None:
         return _stamp(dt, frac, _offset(zone))
     m = _ISO_DATE_RE.search(text)
     if m:
-        y, mo, d, hh, mm, ss, frac, zone = m.groups()
+        yy, mo, d, hh, mm, ss, frac, zone = m.groups()
         try:
-            dt = datetime(int(y), int(mo), int(d), int(hh), int(mm), int(ss))
+            dt = datetime(int(yy), int(mo), int(d), int(hh), int(mm), int(ss))
         except ValueError:
             return None
         return _stamp(dt, frac, _offset(zone))
