@@ -584,3 +584,16 @@ def test_hostile_bytes_never_crash_inspect(raw: bytes) -> None:
 
     inspect(raw)
     received.chain(raw)
+
+
+def test_a_by_inside_a_comment_is_not_the_receiving_host() -> None:
+    hop = received.parse_received(
+        "from mail.a.example (mail.a.example [203.0.113.7]) (Authenticated sender: by "
+        "evil.example) (using TLSv1.3 (256/256 bits)) by mx.b.example (Postfix) with ESMTPS; "
+        "Sat, 21 Mar 2026 09:25:55 +0000")
+    assert (hop.from_, hop.by) == ("mail.a.example", "mx.b.example")
+    raw = (b"Received: from e.example (Authenticated by mx.google.com) by mx.evil.example; "
+           b"Sat, 21 Mar 2026 09:25:57 +0000\r\n"
+           b"Authentication-Results: mx.google.com; dmarc=pass header.from=bank.example\r\n"
+           b"From: a@bank.example\r\n\r\nbody\r\n")
+    assert not authresults.trusted(raw, "mx.google.com").found

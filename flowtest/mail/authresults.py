@@ -25,6 +25,7 @@ from email.utils import getaddresses
 
 from flowtest.mail.dmarc import aligned
 from flowtest.mail.orgdomain import org_domain
+from flowtest.mail.received import uncomment
 from flowtest.model import AuthVerdict, MethodResult, Receiver
 
 _POLICY_RE = re.compile(r"(?<![\w.])p=(\w+)", re.IGNORECASE)
@@ -297,9 +298,10 @@ class Trace:
 
 
 def _trace(index: int, value: str) -> Trace:
-    flat = " ".join(value.split())
-    by = re.search(r"\bby\s+([^\s;()]+)", flat, re.IGNORECASE)
-    frm = re.match(r"\s*from\s+([^\s;()]+)", flat, re.IGNORECASE)
+    flat = " ".join(value.split())[:4000]
+    bare = uncomment(flat)
+    by = re.search(r"\bby\s+([^\s;()]+)", bare, re.IGNORECASE)
+    frm = re.match(r"\s*from\s+([^\s;()]+)", bare, re.IGNORECASE)
     loopback = False
     for ip in _LOOPBACK_RE.findall(flat.split(" by ", 1)[0]):
         try:
@@ -369,7 +371,7 @@ def _claims(headers: list[tuple[str, str]], rec: Receiver,
             header_from: str, aspf: str, adkim: str) -> list[tuple[int, AuthVerdict]]:
     out: list[tuple[int, AuthVerdict]] = []
     for i, (name, value) in enumerate(headers):
-        if name.lower() != "authentication-results":
+        if name.lower() != "authentication-results" or _not_for(rec, value):
             continue
         try:
             parsed = parse(value)
@@ -379,6 +381,16 @@ def _claims(headers: list[tuple[str, str]], rec: Receiver,
             continue
         out.append((i, verdict(parsed, header_from, aspf=aspf, adkim=adkim, rec=rec)))
     return out
+
+
+# The authserv-id of a plain header ("mx.google.com; spf=…", optionally with a
+# version): enough to skip other receivers' headers without parsing them.
+_ID_HINT_RE = re.compile(r"\s*([A-Za-z0-9._-]+)(?:\s+\d+)?\s*;")
+
+
+def _not_for(rec: Receiver, value: str) -> bool:
+    m = _ID_HINT_RE.match(value)
+    return m is not None and not rec.matches(m.group(1).lower().rstrip("."))
 
 
 def _directly_above(headers: list[tuple[str, str]], index: int, z: Zone) -> bool:

@@ -129,7 +129,8 @@ def choose(raw: bytes, *, provider: str | None = None,
     for name, value in headers:
         if name.lower() != "received":
             continue
-        m = re.search(r"\bby\s+([^\s;()]+)", " ".join(value.split()), re.IGNORECASE)
+        m = re.search(r"\bby\s+([^\s;()]+)", received.uncomment(" ".join(value.split())[:4000]),
+                      re.IGNORECASE)
         by = m.group(1).lower().rstrip(".") if m else ""
         rule = _profile_of(by) if by else None
         if rule is not None:

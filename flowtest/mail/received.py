@@ -118,6 +118,17 @@ def parse_date(text: str) -> float | None:
     return stamp.at if stamp else None
 
 
+def uncomment(text: str) -> str:
+    """The text with its (nested) comments cut out, so a "by" inside
+    "(authenticated by …)" is never taken for the receiving host."""
+    for _ in range(8):
+        cut = _COMMENT_RE.sub(" ", text)
+        if cut == text:
+            break
+        text = cut
+    return text
+
+
 def _received_stamp(flat: str) -> Stamp | None:
     _, sep, date = flat.rpartition(";")
     stamp = parse_stamp(date) if sep else None
@@ -132,7 +143,7 @@ class _Read:
 
 def _read(value: str, source: str) -> _Read:
     flat = " ".join(value.split())[:4000]
-    head = flat.rpartition(";")[0] or flat
+    head = uncomment(flat.rpartition(";")[0] or flat)
     m_from = _FROM_RE.search(head)
     m_by = _BY_RE.search(head)
     stamp = _received_stamp(flat)
