@@ -92,7 +92,7 @@ class AuthVerdict:
             w = word.lower()
             if w in ("quarantine", "reject", "none"):
                 return w
-            if w == "oreject":   # Microsoft: "override reject", delivered to Junk instead
+            if w in ("oreject", "o.reject"):   # Microsoft: "override reject": Junk instead
                 return "quarantine"
             if w.startswith("pct."):   # Microsoft: pct.quarantine / pct.reject, sampled out
                 return "none"

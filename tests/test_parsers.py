@@ -597,3 +597,12 @@ def test_a_by_inside_a_comment_is_not_the_receiving_host() -> None:
            b"Authentication-Results: mx.google.com; dmarc=pass header.from=bank.example\r\n"
            b"From: a@bank.example\r\n\r\nbody\r\n")
     assert not authresults.trusted(raw, "mx.google.com").found
+
+
+def test_the_first_stamp_may_precede_flowtests_accepted_time() -> None:
+    # The submission server stamps during DATA, before the 250 that sent_at records.
+    raw = _trace("from x.example by smtp.example.net; Tue, 19 Jul 2022 07:41:08 +0000")
+    [hop] = received.hops(raw, sent_at=1658216470.4)
+    assert hop.delay_s == 0.0 and not hop.clock_skew
+    [hop] = received.hops(raw, sent_at=1658216488.0)
+    assert hop.delay_s is None and hop.clock_skew

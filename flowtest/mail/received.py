@@ -48,6 +48,9 @@ XRECEIVED_SKEW_S = 3.0
 # stamp (or after it) it is read as a wrong clock, not as a hop: a sender's
 # Date can be years off (FACTS.md), and a client hands over within seconds.
 DATE_TRUST_S = 600.0
+# How long before flowtest's own "accepted" time (the 250 reply) the first
+# server may have stamped the message: the DATA transfer and its signing.
+ANCHOR_SLACK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -238,8 +241,13 @@ def chain(raw: bytes, *, sent_at: float | None = None) -> Chain:
         delay: float | None = None
         if previous is not None:
             delay = round(hop.at - previous.at, 3)
+            slack = _slack(hop.resolution_s, previous.resolution_s)
+            if previous is anchor and sent_at is not None:
+                # The first server stamp is written during the SMTP transaction,
+                # before the 250 reply that sent_at records.
+                slack += ANCHOR_SLACK_S
             if delay < 0:
-                if delay < -_slack(hop.resolution_s, previous.resolution_s):
+                if delay < -slack:
                     out.append(Hop(hop.by, hop.from_, hop.at, None, hop.source, True,
                                    hop.resolution_s))
                     continue
