@@ -606,3 +606,15 @@ def test_the_first_stamp_may_precede_flowtests_accepted_time() -> None:
     assert hop.delay_s == 0.0 and not hop.clock_skew
     [hop] = received.hops(raw, sent_at=1658216488.0)
     assert hop.delay_s is None and hop.clock_skew
+
+
+def test_hostile_values_come_out_short_and_on_one_line() -> None:
+    from flowtest.mail.inspect import inspect
+
+    long_host = "a" * 10_000 + ".example"
+    raw = (f"Received: from x.example by {long_host}\x1b[31m; Tue, 19 Jul 2022 07:41:08 +0000\r\n"
+           f"Authentication-Results: mx.google.com; spf=pass smtp.mailfrom=b@{long_host}\r\n"
+           "From: a@b.example\r\n\r\nx").encode()
+    result = inspect(raw)
+    assert all(len(f.text) < 1000 and "\x1b" not in f.text for f in result.findings)
+    assert all(len(h.by) <= 255 for h in result.hops)

@@ -133,7 +133,8 @@ def _clause(text: str, comments: list[str]) -> Clause | None:
     method = method.split("/", 1)[0].lower()   # "dkim/1=pass": a method version
     if not method or not re.fullmatch(r"[\w.-]+", method):
         return None
-    clause = Clause(method, result.lower() or "none", comments=comments)
+    clause = Clause(method[:64], result.lower()[:64] or "none",
+                    comments=[c[:500] for c in comments])
     last = ""
     for word in words[1:]:
         name, eq, val = word.partition("=")
@@ -159,7 +160,7 @@ def parse(value: str) -> Parsed | None:
     if "=" not in first_text:
         words = first_text.split()
         if words and _ID_RE.fullmatch(words[0]):
-            authserv_id = words[0].lower().rstrip(".")
+            authserv_id = words[0].lower().rstrip(".")[:255]
             version = words[1] if len(words) > 1 and words[1].isdigit() else ""
         body = parts[1:]
     # Bare tokens after the first clause ("hotmail.com;" in Microsoft's old
@@ -172,7 +173,7 @@ def parse(value: str) -> Parsed | None:
 
 def _domain(value: str) -> str:
     value = value.strip().strip('"<>').lstrip("@")
-    d = value.rpartition("@")[2].lower().rstrip(".")
+    d = value.rpartition("@")[2].lower().rstrip(".")[:255]
     return "" if d in ("none", "unknown") else d
 
 
@@ -308,8 +309,8 @@ def _trace(index: int, value: str) -> Trace:
             loopback = loopback or ipaddress.ip_address(ip).is_loopback
         except ValueError:
             continue
-    return Trace(index, by.group(1).lower().rstrip(".") if by else "",
-                 frm.group(1).lower().strip("[]").rstrip(".") if frm else "", loopback)
+    return Trace(index, by.group(1).lower().rstrip(".")[:255] if by else "",
+                 frm.group(1).lower().strip("[]").rstrip(".")[:255] if frm else "", loopback)
 
 
 def _local(t: Trace) -> bool:

@@ -21,10 +21,16 @@ from flowtest.model import AuthVerdict, Hop, Receiver
 CLOUDFLARE = "mx.cloudflare.net"
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 @dataclass(frozen=True)
 class Finding:
     code: str   # stable, upper-case
-    text: str
+    text: str   # one line; header values in it are cut short and control characters replaced
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _CONTROL_RE.sub("?", self.text))
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ def choose(raw: bytes, *, provider: str | None = None,
             continue
         m = re.search(r"\bby\s+([^\s;()]+)", received.uncomment(" ".join(value.split())[:4000]),
                       re.IGNORECASE)
-        by = m.group(1).lower().rstrip(".") if m else ""
+        by = m.group(1).lower().rstrip(".")[:255] if m else ""
         rule = _profile_of(by) if by else None
         if rule is not None:
             return Choice(rule.name, "hops", True, rule), said
@@ -174,7 +180,7 @@ def _dkim_domains(headers: list[tuple[str, str]]) -> list[str]:
 
 
 def _first(headers: list[tuple[str, str]], name: str) -> str:
-    return next((" ".join(v.split()) for k, v in headers if k.lower() == name), "")
+    return next((" ".join(v.split())[:300] for k, v in headers if k.lower() == name), "")
 
 
 def _gmail_findings(headers: list[tuple[str, str]]) -> list[Finding]:

@@ -159,8 +159,8 @@ def _read(value: str, source: str) -> _Read:
             contradicts = stamp is not None and not (
                 -XRECEIVED_SKEW_S <= precise - stamp.at <= 1.0 + XRECEIVED_SKEW_S)
             stamp = Stamp(precise, 0.001)
-    hop = Hop(by=m_by.group(1).rstrip(";") if m_by else "",
-              from_=m_from.group(1) if m_from else "",
+    hop = Hop(by=m_by.group(1).rstrip(";")[:255] if m_by else "",
+              from_=m_from.group(1)[:255] if m_from else "",
               at=stamp.at if stamp else None, delay_s=None, source=source,
               resolution_s=stamp.resolution_s if stamp else 1.0)
     return _Read(hop, contradicts)
