@@ -526,6 +526,8 @@ def _code_cases() -> list[tuple[str, bytes, dict[str, object], str]]:
         ("RECEIVER_JUNK", junk, {}, "Junk"),
         ("CLOCK_SKEW", skew, {}, "clock skew"),
         ("DATE_UNTRUSTED", old_date, {}, "Date"),
+        ("RECEIVER_LATENCY", b"X-MS-Exchange-Transport-EndToEndLatency: 00:01:02.5000\r\n\r\nx",
+         {}, "62.50 s"),
     ]
 
 

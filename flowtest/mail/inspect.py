@@ -317,6 +317,14 @@ def inspect(raw: bytes, authserv_id: str | None = None, *, provider: str | None 
                             f"{relay.dkim.result} ({relay.dkim.domain or '?'}), DMARC "
                             f"{relay.dmarc.result}."))
     said.extend(_gmail_findings(headers))
+    internal = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)",
+                            _first(headers, "x-ms-exchange-transport-endtoendlatency"))
+    if internal:
+        secs = int(internal.group(1)) * 3600 + int(internal.group(2)) * 60 \
+            + float(internal.group(3))
+        said.append(Finding("RECEIVER_LATENCY",
+                            f"Microsoft measured {secs:.2f} s inside its own servers "
+                            "(X-MS-Exchange-Transport-EndToEndLatency)."))
     said.extend(_hop_findings(ch, hops, sent_at is not None,
                               any(k.lower() == "date" for k, _ in headers)))
     return Inspection(who if choice else "", hops, auth, relay if relay.found else None,
