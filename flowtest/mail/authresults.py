@@ -159,9 +159,10 @@ def parse(value: str) -> Parsed | None:
     body = parts
     if "=" not in first_text:
         words = first_text.split()
-        if words and _ID_RE.fullmatch(words[0]):
-            authserv_id = words[0].lower().rstrip(".")[:255]
-            version = words[1] if len(words) > 1 and words[1].isdigit() else ""
+        if not words or not _ID_RE.fullmatch(words[0]):
+            return None   # no authserv-id and no result: nothing to read
+        authserv_id = words[0].lower().rstrip(".")[:255]
+        version = words[1] if len(words) > 1 and words[1].isdigit() else ""
         body = parts[1:]
     # Bare tokens after the first clause ("hotmail.com;" in Microsoft's old
     # form, the recipient's domain) are no results: _clause skips them.
