@@ -29,12 +29,19 @@ class Hop:
     by: str
     from_: str
     at: float | None          # Unix time, None if the date was missing or unreadable
-    delay_s: float | None     # since the previous hop (or the message's Date for the first)
+    delay_s: float | None     # since the previous trusted stamp; None when unknown or skewed
     source: str = "Received"  # or X-Received
+    # The stamp contradicts the ones around it (a negative delay beyond the
+    # stamps' resolution, an X-Received epoch far from its own date): the hop
+    # gets no delay and is left out of the totals (issue 14, item 10).
+    clock_skew: bool = False
+    # The stamp's resolution: 1.0 for whole-second dates, 0.001 for X-Received
+    # epochs and dates written with fractions.
+    resolution_s: float = 1.0
 
     def to_json(self) -> dict[str, object]:
         return {"by": self.by, "from": self.from_, "at": self.at, "delay_s": self.delay_s,
-                "source": self.source}
+                "source": self.source, "clock_skew": self.clock_skew}
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,32 @@ class AuthVerdict:
     arc: MethodResult = field(default_factory=MethodResult)
     header_from: str = ""
     dmarc_policy: str = ""        # p= as the receiver reported it, lowercase
-    dmarc_disposition: str = ""   # dis=: what the receiver did
+    dmarc_disposition: str = ""   # dis=: what the receiver did (Gmail)
     ignored: int = 0              # headers claiming this authserv-id that were not trusted
+    dmarc_action: str = ""        # action=: what the receiver did (Microsoft), lowercase
+    compauth: str = ""            # Microsoft's composite verdict (compauth=), lowercase
+    compauth_reason: str = ""     # its reason= code, e.g. "100", "001"
+    # The folder the receiver's own spam verdict implies ("junk", "inbox"), from
+    # Microsoft's SCL / SFV:SPM / dest:J; "" when it says nothing.
+    implied_folder: str = ""
+    instance: int = 0             # the ARC instance (i=) an ARC-Authentication-Results came from
+    # How the header was found: "authserv-id", "position" (an id-less header
+    # directly above the hop into the receiver), "appended" (written below the
+    # message's own headers), or "" when none was trusted.
+    trusted_by: str = ""
+
+    @property
+    def dmarc_consequence(self) -> str:
+        """What the receiver says it did about DMARC: quarantine, reject, none, or ""."""
+        for word in (self.dmarc_disposition, self.dmarc_action):
+            w = word.lower()
+            if w in ("quarantine", "reject", "none"):
+                return w
+            if w in ("oreject", "o.reject"):   # Microsoft: "override reject": Junk instead
+                return "quarantine"
+            if w.startswith("pct."):   # Microsoft: pct.quarantine / pct.reject, sampled out
+                return "none"
+        return ""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -76,26 +107,72 @@ class AuthVerdict:
         }
 
 
+Position = Literal["top", "appended"]
+
+
 @dataclass(frozen=True)
 class Receiver:
-    """Whose Authentication-Results to trust (RFC 8601 §5).
+    """Whose Authentication-Results to trust (RFC 8601 §5), and where they sit.
 
-    ``authserv`` is the exact authserv-id, or a regular expression when
-    ``pattern`` is true; the empty string means the provider writes the header
-    without one (Outlook). ``domains`` are the organizational domains of the
-    provider's own hosts: a ``Received`` hop into them marks where the
-    provider's headers end and the sender's begin.
+    ``authserv`` is the exact authserv-id (a version token such as Microsoft
+    365's ``mx.microsoft.com 1`` is not part of it), or a regular expression
+    when ``pattern`` is true; the empty string means only the id-less form.
+    ``domains`` are the organizational domains of the receiver's own hosts and
+    ``hosts`` regular expressions for its domain-less ones (Coremail's ``mx19``,
+    iCloud's ``p44-mailgateway-smtp-…``): a ``Received`` hop into them from
+    elsewhere marks where the receiver's headers end and the sender's begin.
+
+    ``ids``: more exact authserv-ids it writes. ``idless``: it may write the
+    header with no authserv-id at all (Outlook), trusted only directly above
+    the hop into its own hosts. ``method_ids``: (method, authserv-id) pairs
+    when it writes one header per method (iCloud); a method is then read only
+    from its own id. ``merge``: its verdict may be spread over several headers
+    (iCloud, Fastmail); otherwise only the topmost counts, so a forged header
+    just below the real one can never add a method the real one left out.
+    ``position``: ``top`` (above the trace of the hops before it) or
+    ``appended`` (below the message's own headers, as NetEase's Coremail
+    writes it: the bottom-most claim below its hop wins).
     """
 
     authserv: str
     pattern: bool = False
     domains: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    idless: bool = False
+    method_ids: tuple[tuple[str, str], ...] = ()
+    merge: bool = False
+    position: Position = "top"
+    name: str = ""                # the provider profile's name, "" when ad hoc
 
     def matches(self, authserv_id: str) -> bool:
+        """Whether ``authserv_id`` (without version; "" for none) is one of the receiver's."""
+        a = authserv_id.lower()
+        if not a:
+            return self.idless
+        if any(a == i.lower() for i in self.ids):
+            return True
+        if any(a == i.lower() for _, i in self.method_ids):
+            return True
+        if not self.authserv:
+            return False
         if self.pattern:
-            return re.fullmatch(self.authserv, authserv_id, re.IGNORECASE) is not None
-        return authserv_id.lower() == self.authserv.lower()
+            return re.fullmatch(self.authserv, a, re.IGNORECASE) is not None
+        return a == self.authserv.lower()
 
+    def reads(self, method: str, authserv_id: str) -> bool:
+        """Whether ``method``'s result may be taken from a header with this id."""
+        if not self.method_ids or not authserv_id:
+            return True
+        own = [i.lower() for m, i in self.method_ids if m == method]
+        return authserv_id.lower() in own
+
+    @property
+    def label(self) -> str:
+        """How to name it to a person: the id, or what stands for it."""
+        if self.authserv and not self.pattern:
+            return self.authserv
+        return self.name or self.authserv or "(id-less)"
 
 
 @dataclass(frozen=True)

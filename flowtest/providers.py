@@ -9,10 +9,10 @@ public header samples but were not checked against a live account here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from flowtest.mail.authresults import receiver_exact
 from flowtest.mail.orgdomain import org_domain
+from flowtest.mail.receivers import PROFILES as RECEIVERS
 from flowtest.model import Receiver
 
 
@@ -33,37 +33,43 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(
         "gmail", "Gmail", ("smtp.gmail.com", 587, "starttls"), ("imap.gmail.com", 993, "implicit"),
-        Receiver("mx.google.com", domains=("google.com",)), "[Gmail]/Spam", "app password",
+        RECEIVERS["gmail"], "[Gmail]/Spam", "app password",
         "Create an app password (Google Account → Security → 2-Step Verification → App "
         "passwords); it needs 2-Step Verification, and changing the account password revokes it.",
         "about 500 recipients a day; about 15 IMAP connections", confirmed=True),
     Provider(
         "outlook", "Outlook.com / Hotmail", ("smtp-mail.outlook.com", 587, "starttls"),
         ("outlook.office365.com", 993, "implicit"),
-        Receiver("", domains=("outlook.com",)), "Junk", "password or app password",
+        RECEIVERS["outlook"], "Junk", "password or app password",
         "Outlook.com accounts may refuse password logins for IMAP/SMTP (Microsoft moved personal "
         "accounts to OAuth2); with 2-step verification use an app password, and check that "
         "POP and IMAP are allowed in Outlook's settings.",
         "Authentication-Results carries no authserv-id; about 300 recipients a day"),
     Provider(
+        "office365", "Microsoft 365 (work or school)", ("smtp.office365.com", 587, "starttls"),
+        ("outlook.office365.com", 993, "implicit"),
+        RECEIVERS["office365"], "Junk Email", "OAuth2 or an app password where the tenant allows",
+        "Microsoft 365 tenants usually refuse password logins for IMAP/SMTP (OAuth2 only); ask "
+        "the tenant's admin whether SMTP AUTH and IMAP are enabled for the account.",
+        "Authentication-Results: mx.microsoft.com 1; the tenant's admin sets the limits"),
+    Provider(
         "icloud", "iCloud Mail", ("smtp.mail.me.com", 587, "starttls"),
         ("imap.mail.me.com", 993, "implicit"),
-        Receiver(r"[\w.-]*icloud\.com", pattern=True, domains=("icloud.com",
-                                                                          "apple.com")),
+        RECEIVERS["icloud"],
         "Junk", "app-specific password",
         "Use an app-specific password (appleid.apple.com → Sign-In and Security); the Apple "
         "ID password is refused.",
         "about 1000 messages a day"),
     Provider(
         "qq", "QQ Mail", ("smtp.qq.com", 465, "implicit"), ("imap.qq.com", 993, "implicit"),
-        Receiver(r"[\w.-]*qq\.com", pattern=True, domains=("qq.com",)), "Junk",
+        RECEIVERS["qq"], "Junk",
         "authorization code (授权码)",
         "QQ Mail wants the authorization code from Settings → Account → POP3/IMAP/SMTP, not "
         "the QQ password; enable IMAP/SMTP there first."),
     Provider(
         "163", "NetEase 163 Mail", ("smtp.163.com", 465, "implicit"),
         ("imap.163.com", 993, "implicit"),
-        Receiver(r"[\w.-]*163\.com", pattern=True, domains=("163.com", "netease.com")),
+        RECEIVERS["163"],
         "垃圾邮件", "authorization code (授权码)",
         "163 wants the client authorization code from Settings → POP3/SMTP/IMAP, not the "
         "login password; enable IMAP/SMTP there first.",
@@ -71,15 +77,14 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(
         "fastmail", "Fastmail", ("smtp.fastmail.com", 465, "implicit"),
         ("imap.fastmail.com", 993, "implicit"),
-        Receiver(r"mx\d*\.messagingengine\.com", pattern=True,
-                 domains=("messagingengine.com", "fastmail.com")),
+        RECEIVERS["fastmail"],
         "Spam", "app password",
         "Create an app password with IMAP and SMTP access (Settings → Privacy & Security → "
         "App passwords); the account password is refused."),
     Provider(
         "yahoo", "Yahoo Mail", ("smtp.mail.yahoo.com", 465, "implicit"),
         ("imap.mail.yahoo.com", 993, "implicit"),
-        Receiver(r"atlas[\w.-]*\.yahoo\.com", pattern=True, domains=("yahoo.com",)),
+        RECEIVERS["yahoo"],
         "Bulk", "app password",
         "Generate an app password (Account security → Generate app password); the account "
         "password is refused."),
@@ -92,17 +97,21 @@ def get(name: str) -> Provider | None:
 
 def receiver_for(provider: str, authserv_id: str | None, account_domain: str,
                  fallback: str = "") -> Receiver:
-    """The Receiver to trust for an account: the config's authserv_id if given,
-    else the profile's, else ``fallback`` (e.g. the IMAP host); the account's
-    own domain always counts as the provider's."""
+    """The Receiver to trust for an account: the profile's trust rule, with the
+    config's authserv_id in place of the profile's ids if given; with no
+    profile, the authserv_id or else ``fallback`` (e.g. the IMAP host). The
+    account's own domain always counts as the provider's."""
     own = org_domain(account_domain) if account_domain else ""
     profile = get(provider)
-    if authserv_id is not None:
-        base = receiver_exact(authserv_id)
-        domains = base.domains + (profile.receiver.domains if profile else ())
-        return Receiver(authserv_id, False, tuple(dict.fromkeys((*domains, own))))
     if profile is not None:
         r = profile.receiver
-        return Receiver(r.authserv, r.pattern, tuple(dict.fromkeys((*r.domains, own))))
-    base = receiver_exact(fallback)
-    return Receiver(fallback, False, tuple(dict.fromkeys((*base.domains, own))))
+        if authserv_id is not None:
+            r = replace(r, authserv=authserv_id.split()[0] if authserv_id.split() else "",
+                        pattern=False, ids=(), method_ids=(), idless=not authserv_id.strip())
+        return replace(r, domains=tuple(dict.fromkeys((*r.domains, own) if own else r.domains)))
+    rid = authserv_id if authserv_id is not None else fallback
+    first = rid.split()[0] if rid.split() else ""
+    domains = (org_domain(first),) if first else ()
+    # An ad-hoc receiver may spread its verdict over several headers.
+    return Receiver(first, domains=tuple(dict.fromkeys((*domains, own) if own else domains)),
+                    merge=True, idless=not first)

@@ -1,36 +1,181 @@
 """Reading Authentication-Results the way RFC 8601 §5 says to trust them.
 
-Only the topmost header whose authserv-id is the receiving provider's own is
-believed, and only if it sits above the trace headers of the hops before that
-provider: anything lower could have been written by the sender. Cloudflare's
-own verdict is read from ``ARC-Authentication-Results: i=1; mx.cloudflare.net``,
-which its ARC seal covers.
+Only the receiver's own header is believed, found by its authserv-id (or, for
+Outlook, which writes none, by its position directly above the hop into its
+own hosts), and only where the receiver writes it: in the block it added above
+the trace of the hops before it (or, for NetEase, appended below the message's
+own headers). Anything else could have been written by the sender. A message
+whose trace never reaches the receiver's own hosts carries no verdict of it.
+
+The value reader is our own, not authres: real receivers write forms that the
+RFC grammar does not allow (FACTS.md, tests/data/real/): no authserv-id,
+``dmarc=pass(p=NONE,sp=QUARANTINE)``, ``smtp.mail=``, bare ``outlook.com;``
+tokens, empty ``smtp.mailfrom=;``, a trailing ``;``, RFC 2047 encoded-words,
+and Coremail folding a line inside a value.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from dataclasses import dataclass, field, replace
+from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-import authres
-
 from flowtest.mail.dmarc import aligned
 from flowtest.mail.orgdomain import org_domain
+from flowtest.mail.received import uncomment
 from flowtest.model import AuthVerdict, MethodResult, Receiver
 
-_PARSER = authres.all_features()
-_NO_ID = "flowtest.no-authserv-id"
-_POLICY_RE = re.compile(r"\bp=(\w+)(?:\s+sp=(\w+))?(?:\s+dis=(\w+))?", re.IGNORECASE)
+_POLICY_RE = re.compile(r"(?<![\w.])p=(\w+)", re.IGNORECASE)
+_DIS_RE = re.compile(r"(?<![\w.])dis=(\w+)", re.IGNORECASE)
 _PUBLISHED_RE = re.compile(r"policy\.published-domain-policy=(\w+)", re.IGNORECASE)
-_CLAUSE_COMMENT_RE = re.compile(r"^\s*([\w.-]+)\s*=\s*([\w-]+)\s*\(([^)]*)\)")
-# "dmarc=fail(p=NONE)": no space before the comment (Yahoo); authres wants one.
-_TIGHT_COMMENT_RE = re.compile(r"(\b(?:spf|dkim|dmarc|arc)=[\w-]+)\(")
+_APPLIED_RE = re.compile(r"policy\.applied-disposition=(\w+)", re.IGNORECASE)
+_CF_POLICY_RE = re.compile(r"policy\.dmarc=(\w+)", re.IGNORECASE)
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_MAX_VALUE = 20_000   # longer values are cut: no receiver writes more
+
+
+@dataclass
+class Clause:
+    """One ``method=result`` statement of a header, with its properties."""
+
+    method: str
+    result: str
+    props: dict[str, str] = field(default_factory=dict)
+    comments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Parsed:
+    authserv_id: str          # "" when the header has none (Outlook)
+    version: str
+    clauses: list[Clause]
+
+
+def _decode(value: str) -> str:
+    """RFC 2047 encoded-words, which Outlook uses for the whole value when the
+    From domain is not ASCII (FACTS.md)."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # malformed encoded-words: read the value as it is
+        return value
+
+
+def _unfold(value: str) -> str:
+    # Coremail folds inside a token ("a63b\r\n\t8f9e", "dkim=\r\n\tpass"):
+    # a fold right after "=" is no separator at all.
+    value = re.sub(r"=\r?\n[ \t]+", "=", value)
+    return re.sub(r"\r?\n", "", value)
+
+
+def _split(value: str) -> list[tuple[str, list[str]]]:
+    """Clauses split at ";" outside comments and quotes: (text, comments).
+
+    Comments are cut out of the text (replaced by a space); quoted strings
+    stay whole, quotes removed."""
+    out: list[tuple[str, list[str]]] = []
+    text: list[str] = []
+    comments: list[str] = []
+    comment: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+    for ch in value:
+        if escaped:
+            (comment if depth else text).append(ch)
+            escaped = False
+        elif ch == "\\" and (depth or quoted):
+            escaped = True
+        elif depth:
+            if ch == "(":
+                depth += 1
+                comment.append(ch)
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    comments.append("".join(comment).strip())
+                    comment = []
+                    text.append(" ")
+                else:
+                    comment.append(ch)
+            else:
+                comment.append(ch)
+        elif quoted:
+            if ch == '"':
+                quoted = False
+            else:
+                text.append(ch)
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            depth = 1
+        elif ch == ";":
+            out.append(("".join(text), comments))
+            text, comments = [], []
+        else:
+            text.append(ch)
+    if comment:
+        comments.append("".join(comment).strip())
+    out.append(("".join(text), comments))
+    return out
+
+
+def _clause(text: str, comments: list[str]) -> Clause | None:
+    # Spaces around "=" are allowed (CFWS) and written by Coremail.
+    words = re.sub(r"\s*=\s*", "=", text.strip()).split()
+    if not words or "=" not in words[0]:
+        return None
+    method, _, result = words[0].partition("=")
+    method = method.split("/", 1)[0].lower()   # "dkim/1=pass": a method version
+    if not method or not re.fullmatch(r"[\w.-]+", method):
+        return None
+    clause = Clause(method[:64], result.lower()[:64] or "none",
+                    comments=[c[:500] for c in comments])
+    last = ""
+    for word in words[1:]:
+        name, eq, val = word.partition("=")
+        if eq and name:
+            last = name.lower()
+            clause.props.setdefault(last, val)
+        elif last:
+            # A bare word after a property: the value was folded in two
+            # (Coremail); RFC 8601 allows no bare words here.
+            clause.props[last] += word
+    return clause
+
+
+def parse(value: str) -> Parsed | None:
+    """One Authentication-Results value (without the field name), leniently.
+
+    Returns None when it holds no ``method=result`` at all."""
+    value = _unfold(_decode(value[:_MAX_VALUE]))
+    parts = _split(value)
+    first_text = parts[0][0].strip()
+    authserv_id = version = ""
+    body = parts
+    if "=" not in first_text:
+        words = first_text.split()
+        if not words or not _ID_RE.fullmatch(words[0]):
+            return None   # no authserv-id and no result: nothing to read
+        authserv_id = words[0].lower().rstrip(".")[:255]
+        version = words[1] if len(words) > 1 and words[1].isdigit() else ""
+        body = parts[1:]
+    # Bare tokens after the first clause ("hotmail.com;" in Microsoft's old
+    # form, the recipient's domain) are no results: _clause skips them.
+    clauses = [c for c in (_clause(t, cm) for t, cm in body) if c is not None]
+    if not clauses and not authserv_id:
+        return None
+    return Parsed(authserv_id, version, clauses)
 
 
 def _domain(value: str) -> str:
-    value = value.strip().strip('"').lstrip("@")
-    return value.rpartition("@")[2].lower().rstrip(".")
+    value = value.strip().strip('"<>').lstrip("@")
+    d = value.rpartition("@")[2].lower().rstrip(".")[:255]
+    return "" if d in ("none", "unknown") else d
 
 
 def _header_from(headers: list[tuple[str, str]]) -> str:
@@ -49,172 +194,361 @@ def _headers(raw: bytes) -> list[tuple[str, str]] | None:
         return None
 
 
-def _comments(value: str) -> dict[str, str]:
-    """Method -> the comment after its result (authres drops comments)."""
-    out: dict[str, str] = {}
-    for clause in value.split(";")[1:]:
-        m = _CLAUSE_COMMENT_RE.match(clause)
-        if m and m.group(1).lower() not in out:
-            out[m.group(1).lower()] = m.group(3)
-    return out
+def _spf_kind(c: Clause) -> int:
+    """0: a MAIL FROM result, 1: unlabelled, 2: HELO only (RFC 7208 §2.3)."""
+    if "smtp.mailfrom" in c.props or "smtp.mail" in c.props:
+        return 0
+    return 2 if "smtp.helo" in c.props else 1
+
+
+def verdict(parsed: Parsed, header_from: str = "", *, aspf: str = "r", adkim: str = "r",
+            rec: Receiver | None = None) -> AuthVerdict:
+    """The verdict one parsed header states. With ``rec``, a receiver that writes
+    one header per method (iCloud) has each method read only from its own id."""
+    def mine(method: str) -> list[Clause]:
+        if rec is not None and not rec.reads(method, parsed.authserv_id):
+            return []
+        return [c for c in parsed.clauses if c.method == method]
+
+    spf = MethodResult()
+    spfs = sorted(mine("spf"), key=_spf_kind)   # stable: MAIL FROM first, HELO last
+    if spfs:
+        c = spfs[0]
+        mail_from = c.props.get("smtp.mailfrom", c.props.get("smtp.mail"))
+        d = _domain(mail_from if mail_from is not None else c.props.get("smtp.helo", ""))
+        spf = MethodResult(c.result, d, comment=" ".join(c.comments))
+    dmarc = MethodResult()
+    action = policy = disposition = ""
+    dmarcs = mine("dmarc")
+    if dmarcs:
+        c = dmarcs[0]
+        dmarc = MethodResult(c.result, _domain(c.props.get("header.from", "")),
+                             comment=" ".join(c.comments))
+        action = c.props.get("action", "").lower()
+        words = " ".join([*c.comments, *(f"{k}={v}" for k, v in c.props.items())])
+        m = _POLICY_RE.search(" ".join(c.comments))
+        policy = m.group(1).lower() if m else ""
+        m = _PUBLISHED_RE.search(words) or _CF_POLICY_RE.search(words)
+        policy = policy or (m.group(1).lower() if m else "")
+        m = _DIS_RE.search(" ".join(c.comments)) or _APPLIED_RE.search(words)
+        disposition = m.group(1).lower() if m else ""
+    arcs = mine("arc")
+    arc = MethodResult(arcs[0].result, comment=" ".join(arcs[0].comments)) if arcs \
+        else MethodResult()
+    compauths = mine("compauth")
+    from_domain = header_from or dmarc.domain
+    spf = replace(spf, aligned=spf.result == "pass" and aligned(spf.domain, from_domain, aspf))
+    dkims = [MethodResult(c.result, d, c.result == "pass" and aligned(d, from_domain, adkim))
+             for c in mine("dkim")
+             for d in (_domain(c.props.get("header.d", "") or c.props.get("header.i", "")),)]
+    return AuthVerdict(
+        authserv_id=parsed.authserv_id, found=True, spf=spf, dkim=_best(dkims),
+        dkim_all=tuple(dkims), dmarc=dmarc, arc=arc, header_from=from_domain,
+        dmarc_policy=policy, dmarc_disposition=disposition, dmarc_action=action,
+        compauth=compauths[0].result if compauths else "",
+        compauth_reason=compauths[0].props.get("reason", "") if compauths else "")
+
+
+def _best(dkims: list[MethodResult]) -> MethodResult:
+    # The DKIM result that matters for DMARC: an aligned pass, else any pass, else the first.
+    return (next((d for d in dkims if d.aligned), None)
+            or next((d for d in dkims if d.result == "pass"), None)
+            or (dkims[0] if dkims else MethodResult()))
 
 
 def parse_value(value: str, header_from: str = "", *, aspf: str = "r",
                 adkim: str = "r") -> AuthVerdict | None:
-    """One Authentication-Results value (without the field name).
-
-    Outlook writes it without an authserv-id ("spf=pass …; dkim=…"); such a
-    header gets the authserv-id "" here."""
-    # A trailing ";" (Yahoo) makes authres expect one more method.
-    flat = _TIGHT_COMMENT_RE.sub(r"\1 (", " ".join(value.split())).rstrip("; ")
-    first = flat.split(";", 1)[0]
-    no_id = "=" in first
+    """One Authentication-Results value (without the field name); Outlook's
+    id-less form gets the authserv-id ""."""
     try:
-        parsed = _PARSER.parse(f"Authentication-Results: {_NO_ID + '; ' if no_id else ''}{flat}")
-    except Exception:  # authres raises several kinds on malformed input
+        parsed = parse(value)
+    except Exception:  # a reader never crashes on hostile input
         return None
-    comments = _comments(flat)
-    spf = MethodResult()
-    dmarc = MethodResult()
-    arc = MethodResult()
-    dkims: list[MethodResult] = []
-    for r in parsed.results:
-        props = {f"{p.type}.{p.name}".lower(): str(p.value or "") for p in r.properties}
-        method = str(r.method).lower()
-        result = str(r.result or "none").lower()
-        if method == "spf" and spf.result == "none":
-            d = _domain(props.get("smtp.mailfrom", "") or props.get("smtp.helo", ""))
-            spf = MethodResult(result, d, comment=comments.get("spf", ""))
-        elif method == "dkim":
-            d = _domain(props.get("header.d", "") or props.get("header.i", ""))
-            dkims.append(MethodResult(result, d))
-        elif method == "dmarc" and dmarc.result == "none":
-            dmarc = MethodResult(result, _domain(props.get("header.from", "")),
-                                 comment=comments.get("dmarc", ""))
-        elif method == "arc" and arc.result == "none":
-            arc = MethodResult(result, comment=comments.get("arc", ""))
-    from_domain = header_from or dmarc.domain
-    spf = MethodResult(spf.result, spf.domain,
-                       spf.result == "pass" and aligned(spf.domain, from_domain, aspf),
-                       spf.comment)
-    dkims = [MethodResult(d.result, d.domain,
-                          d.result == "pass" and aligned(d.domain, from_domain, adkim))
-             for d in dkims]
-    # The DKIM result that matters for DMARC: an aligned pass, else any pass, else the first.
-    best = (next((d for d in dkims if d.aligned), None)
-            or next((d for d in dkims if d.result == "pass"), None)
-            or (dkims[0] if dkims else MethodResult()))
-    policy, disposition = "", ""
-    m = _POLICY_RE.search(dmarc.comment)
-    if m:
-        policy = m.group(1).lower()
-        disposition = (m.group(3) or "").lower()
-    else:
-        published = _PUBLISHED_RE.search(flat)
-        policy = published.group(1).lower() if published else ""
-    return AuthVerdict(
-        authserv_id="" if no_id else str(parsed.authserv_id or "").lower(), found=True,
-        spf=spf, dkim=best,
-        dkim_all=tuple(dkims), dmarc=dmarc, arc=arc, header_from=from_domain,
-        dmarc_policy=policy, dmarc_disposition=disposition)
+    if parsed is None:
+        return None
+    return verdict(parsed, header_from, aspf=aspf, adkim=adkim)
 
 
 def receiver_exact(authserv_id: str) -> Receiver:
     """A receiver known only by its authserv-id (its hosts share its org domain)."""
-    first = authserv_id.split()[0] if authserv_id.strip() else ""
-    return Receiver(authserv_id, domains=(org_domain(first),) if first else ())
+    words = authserv_id.split()
+    first = words[0] if words else ""
+    return Receiver(first, domains=(org_domain(first),) if first else ())
+
+
+_LOOPBACK_RE = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]")
 
 
 def owns(rec: Receiver, host: str) -> bool:
     """Whether ``host`` is one of the receiver's own (where its headers end)."""
-    return bool(host) and org_domain(host) in rec.domains
+    host = host.lower().rstrip(".")
+    if not host:
+        return False
+    if any(re.fullmatch(p, host, re.IGNORECASE) for p in rec.hosts):
+        return True
+    return org_domain(host) in rec.domains
 
 
-def _received_by(value: str) -> tuple[str, bool]:
-    flat = " ".join(value.split())
-    by = re.search(r"\bby\s+([^\s;]+)", flat, re.IGNORECASE)
-    has_from = re.match(r"\s*from\s", flat, re.IGNORECASE) is not None
-    return (by.group(1).lower().rstrip(".") if by else ""), has_from
+@dataclass(frozen=True)
+class Trace:
+    """One Received header read for the trust rule: who stamped it, from whom."""
+
+    index: int       # position in the header list
+    by: str
+    from_: str
+    loopback: bool   # the connection came from a loopback address: a host's own relay
+
+
+def _trace(index: int, value: str) -> Trace:
+    flat = " ".join(value.split())[:4000]
+    bare = uncomment(flat)
+    by = re.search(r"\bby\s+([^\s;()]+)", bare, re.IGNORECASE)
+    frm = re.match(r"\s*from\s+([^\s;()]+)", bare, re.IGNORECASE)
+    loopback = False
+    for ip in _LOOPBACK_RE.findall(flat.split(" by ", 1)[0]):
+        try:
+            loopback = loopback or ipaddress.ip_address(ip).is_loopback
+        except ValueError:
+            continue
+    return Trace(index, by.group(1).lower().rstrip(".")[:255] if by else "",
+                 frm.group(1).lower().strip("[]").rstrip(".")[:255] if frm else "", loopback)
+
+
+def _local(t: Trace) -> bool:
+    """A host handing the message to itself (a content filter on loopback,
+    ``from localhost.localdomain ([127.0.0.1])``): internal, not an entry. A
+    named host on a loopback address (the sandbox's world) is still a sender."""
+    name = t.from_
+    return t.loopback and (name.startswith("localhost") or name == t.by or "." not in name)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """Where the receiver's own headers are: ``start`` <= i < ``end``.
+
+    ``entry`` is the index of the hop into the receiver from outside (None
+    when the message shows none); ``traced`` is False when the message has no
+    usable Received header at all (a saved header block)."""
+
+    start: int
+    end: int
+    entry: int | None
+    traced: bool
+    found: bool      # False: the trace never reaches the receiver's hosts
+
+
+def zone(headers: list[tuple[str, str]], rec: Receiver, *, final: bool = True) -> Zone:
+    """The receiver's block of headers (RFC 5321 §4.4: each hop prepends).
+
+    Walking the Received headers from the top: hops into the receiver's own
+    hosts from its own hosts (or from loopback) are internal; the first one
+    from elsewhere is the entry hop, and the receiver's block ends at the next
+    Received below it (Gmail, iCloud and QQ write their verdict just below
+    their entry hop, Outlook just above it). A hop by another host before any
+    of the receiver's means the message was never there (``final``) or, when
+    reading an intermediate receiver (``final=False``), a later one's hop to
+    skip. Received headers without ``from`` (Gmail's internal ``by 2002:…``)
+    mark nothing."""
+    traces = [_trace(i, v) for i, (k, v) in enumerate(headers) if k.lower() == "received"]
+    start = 0
+    seen_own = False
+    usable = [t for t in traces if t.by and t.from_]
+    for t in usable:
+        if not owns(rec, t.by):
+            if not seen_own and not final:
+                continue
+            return Zone(start, t.index, None, True, seen_own)
+        if not seen_own:
+            seen_own = True
+            start = 0 if final else t.index
+        if not (_local(t) or owns(rec, t.from_)):
+            below = [u.index for u in traces if u.index > t.index]
+            return Zone(start, below[0] if below else len(headers), t.index, True, True)
+    if not usable:
+        return Zone(0, len(headers), None, False, True)
+    return Zone(start, len(headers), None, True, seen_own)
+
+
+def _claims(headers: list[tuple[str, str]], rec: Receiver,
+            header_from: str, aspf: str, adkim: str) -> list[tuple[int, AuthVerdict]]:
+    out: list[tuple[int, AuthVerdict]] = []
+    for i, (name, value) in enumerate(headers):
+        if name.lower() != "authentication-results" or _not_for(rec, value):
+            continue
+        try:
+            parsed = parse(value)
+        except Exception:  # a reader never crashes on hostile input
+            continue
+        if parsed is None or not rec.matches(parsed.authserv_id):
+            continue
+        out.append((i, verdict(parsed, header_from, aspf=aspf, adkim=adkim, rec=rec)))
+    return out
 
 
 # The authserv-id of a plain header ("mx.google.com; spf=…", optionally with a
-# version): enough to skip parsing headers from other receivers, which was
-# most of flowtest's CPU per message. Anything fancier is parsed in full.
+# version): enough to skip other receivers' headers without parsing them.
 _ID_HINT_RE = re.compile(r"\s*([A-Za-z0-9._-]+)(?:\s+\d+)?\s*;")
 
 
 def _not_for(rec: Receiver, value: str) -> bool:
     m = _ID_HINT_RE.match(value)
-    return m is not None and "=" not in m.group(1) and not rec.matches(m.group(1).lower())
+    return m is not None and not rec.matches(m.group(1).lower().rstrip("."))
+
+
+def _directly_above(headers: list[tuple[str, str]], index: int, z: Zone) -> bool:
+    """An id-less header's only trusted place: right above the entry hop."""
+    if not z.traced:
+        return True
+    if z.entry is None or index > z.entry:
+        return False
+    return not any(k.lower() == "received" for k, _ in headers[index + 1:z.entry])
 
 
 def trusted(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
             adkim: str = "r") -> AuthVerdict:
     """The receiver's verdict, or an empty one (``found=False``).
 
-    ``receiver`` is its authserv-id or a :class:`Receiver` (a pattern, or the
-    id-less form, and the receiver's own domains). ``aspf``/``adkim`` are the
-    From domain's alignment modes (``r`` or ``s``)."""
+    ``receiver`` is its authserv-id or a :class:`Receiver`. ``aspf``/``adkim``
+    are the From domain's alignment modes (``r`` or ``s``)."""
+    return _trusted(raw, receiver, aspf, adkim, final=True)
+
+
+def intermediate(raw: bytes, receiver: str | Receiver, *, aspf: str = "r",
+                 adkim: str = "r") -> AuthVerdict:
+    """The verdict of a receiver that handed the message on (a list server),
+    whose hops sit below later receivers' ones; the same rule otherwise."""
+    return _trusted(raw, receiver, aspf, adkim, final=False)
+
+
+def _trusted(raw: bytes, receiver: str | Receiver, aspf: str, adkim: str, *,
+             final: bool) -> AuthVerdict:
     rec = receiver if isinstance(receiver, Receiver) else receiver_exact(receiver)
     headers = _headers(raw)
     if headers is None:
         return AuthVerdict(authserv_id=rec.authserv)
     header_from = _header_from(headers)
-    chosen: AuthVerdict | None = None
-    claims = used = 0
-    inside = True  # still above the first hop into the receiver from outside
-    for name, value in headers:
-        lname = name.lower()
-        if lname == "received" and inside:
-            by, has_from = _received_by(value)
-            # Anything below the hop into the receiver arrived with the message
-            # and may have been written by the sender.
-            if has_from and by and not owns(rec, by):
-                inside = False
-        if lname != "authentication-results" or _not_for(rec, value):
-            continue
-        verdict = parse_value(value, header_from, aspf=aspf, adkim=adkim)
-        if verdict is None or not rec.matches(verdict.authserv_id):
-            continue
-        claims += 1
-        if inside:
-            # Some providers (iCloud) write one header per method: merge them,
-            # the topmost result of each method winning.
-            chosen = verdict if chosen is None else _merge(chosen, verdict)
-            used += 1
-    if chosen is None:
-        return AuthVerdict(authserv_id=rec.authserv, ignored=claims, header_from=header_from)
-    return AuthVerdict(**{**chosen.__dict__, "ignored": claims - used})
+    claims = _claims(headers, rec, header_from, aspf, adkim)
+    z = zone(headers, rec, final=final)
+    chosen: list[tuple[int, AuthVerdict]] = []
+    how = "authserv-id"
+    if z.found and rec.position == "appended":
+        below = [(i, v) for i, v in claims if z.entry is None or i > z.entry]
+        chosen = below[-1:]
+        how = "appended"
+    elif z.found:
+        for i, v in claims:
+            if not z.start <= i < z.end:
+                continue
+            if not v.authserv_id and not _directly_above(headers, i, z):
+                continue
+            chosen.append((i, v))
+            if not rec.merge:
+                break
+        if chosen and not chosen[0][1].authserv_id:
+            how = "position"
+    spam = _implied_folder(headers) if _microsoft(rec) else ""
+    if not chosen:
+        return AuthVerdict(authserv_id=rec.label, ignored=len(claims), header_from=header_from,
+                           implied_folder=spam)
+    top = chosen[0][1]
+    for _, lower in chosen[1:]:
+        top = _merge(top, lower)
+    return replace(top, ignored=len(claims) - len(chosen), implied_folder=spam, trusted_by=how)
 
 
 def _merge(top: AuthVerdict, lower: AuthVerdict) -> AuthVerdict:
+    """Several headers of one receiver (iCloud, Fastmail): the topmost result
+    of each method wins."""
     def pick(a: MethodResult, b: MethodResult) -> MethodResult:
-        return a if a.result != "none" else b
+        return a if a.result != "none" or b.result == "none" else b
 
-    return AuthVerdict(
-        authserv_id=top.authserv_id, found=True, spf=pick(top.spf, lower.spf),
-        dkim=pick(top.dkim, lower.dkim), dkim_all=top.dkim_all or lower.dkim_all,
+    dkim_all = top.dkim_all or lower.dkim_all
+    return replace(
+        top, spf=pick(top.spf, lower.spf), dkim=_best(list(dkim_all)), dkim_all=dkim_all,
         dmarc=pick(top.dmarc, lower.dmarc), arc=pick(top.arc, lower.arc),
         header_from=top.header_from or lower.header_from,
         dmarc_policy=top.dmarc_policy or lower.dmarc_policy,
-        dmarc_disposition=top.dmarc_disposition or lower.dmarc_disposition)
+        dmarc_disposition=top.dmarc_disposition or lower.dmarc_disposition,
+        dmarc_action=top.dmarc_action or lower.dmarc_action,
+        compauth=top.compauth or lower.compauth,
+        compauth_reason=top.compauth_reason or lower.compauth_reason)
 
 
-def arc_instance(raw: bytes, instance: int, authserv_id: str) -> AuthVerdict:
-    """The verdict an ARC intermediary recorded in its AAR (e.g. Cloudflare's i=1)."""
+def _microsoft(rec: Receiver) -> bool:
+    return "outlook.com" in rec.domains or rec.idless
+
+
+def _implied_folder(headers: list[tuple[str, str]]) -> str:
+    """Microsoft's own spam verdict as the folder it implies (FACTS.md): SCL 5
+    or more, SFV:SPM, or dest:J mean Junk; dest:I means the inbox. Only the
+    topmost of each header counts (Microsoft writes one of each)."""
+    first: dict[str, str] = {}
+    for name, value in headers:
+        first.setdefault(name.lower(), " ".join(value.split()))
+    report = first.get("x-forefront-antispam-report", "")
+    scl = re.search(r"(?:^|;)\s*SCL:(-?\d+)", report) \
+        or re.search(r"^\s*(-?\d+)", first.get("x-ms-exchange-organization-scl", ""))
+    sfv = re.search(r"(?:^|;)\s*SFV:(\w+)", report)
+    dest = re.search(r"(?:^|;)\s*dest:(\w)", first.get("x-microsoft-antispam-mailbox-delivery", ""))
+    if (scl and int(scl.group(1)) >= 5) or (sfv and sfv.group(1).upper() == "SPM") \
+            or (dest and dest.group(1).upper() == "J"):
+        return "junk"
+    if dest and dest.group(1).upper() == "I":
+        return "inbox"
+    return ""
+
+
+def _aar(value: str) -> tuple[int, str] | None:
+    """An ARC-Authentication-Results value: (instance, the AR value after ``i=N;``)."""
+    m = re.match(r"\s*i\s*=\s*(\d{1,3})\s*;(.*)", value, re.DOTALL)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def arc_verdict(raw: bytes, authserv_id: str, instance: int | None = None) -> AuthVerdict:
+    """The verdict an ARC intermediary recorded in its ARC-Authentication-Results,
+    found by its authserv-id at whatever instance (``instance`` pins one).
+
+    Cloudflare's is ``mx.cloudflare.net``; a forged one from before it sits at
+    a lower instance, so the highest instance with that id wins."""
     headers = _headers(raw)
     if headers is None:
         return AuthVerdict(authserv_id=authserv_id)
     header_from = _header_from(headers)
+    best: AuthVerdict | None = None
     for name, value in headers:
         if name.lower() != "arc-authentication-results":
             continue
-        flat = " ".join(value.split())
-        prefix, _, rest = flat.partition(";")
-        # authres rejects the "i=N;" prefix of AAR values (LIBRARY-NOTES.md).
-        if prefix.strip().lower() != f"i={instance}":
+        aar = _aar(value)
+        if aar is None or (instance is not None and aar[0] != instance):
             continue
-        verdict = parse_value(rest.strip(), header_from)
-        if verdict is not None and verdict.authserv_id == authserv_id.lower():
-            return verdict
-    return AuthVerdict(authserv_id=authserv_id)
+        try:
+            parsed = parse(aar[1])
+        except Exception:  # a reader never crashes on hostile input
+            continue
+        if parsed is None or parsed.authserv_id != authserv_id.lower():
+            continue
+        if best is None or aar[0] > best.instance:
+            best = replace(verdict(parsed, header_from), instance=aar[0],
+                           trusted_by="authserv-id")
+    return best or AuthVerdict(authserv_id=authserv_id)
+
+
+def arc_instance(raw: bytes, instance: int, authserv_id: str) -> AuthVerdict:
+    """The verdict an ARC intermediary recorded at instance ``instance``."""
+    return arc_verdict(raw, authserv_id, instance)
+
+
+def authserv_ids(raw: bytes) -> list[str]:
+    """The authserv-id of every Authentication-Results header, topmost first
+    ("" for an id-less one)."""
+    headers = _headers(raw) or []
+    out: list[str] = []
+    for name, value in headers:
+        if name.lower() == "authentication-results":
+            try:
+                parsed = parse(value)
+            except Exception:  # a reader never crashes on hostile input
+                continue
+            if parsed is not None:
+                out.append(parsed.authserv_id)
+    return out

@@ -1,18 +1,49 @@
-"""Reading any saved message (Gmail's "Show original"): hops, trusted
-verdicts, alignment, and what they mean. Same ``hops`` and ``auth`` shapes as
-a probe in the JSON report."""
+"""Reading any saved message (Gmail's "Show original"): which receiver's
+verdict to trust, hops, trusted verdicts, alignment, and what they mean. Same
+``hops`` and ``auth`` shapes as a probe in the JSON report.
+
+Each sentence carries a stable upper-case code (docs/verdicts.md, "How
+receivers are read"); scripts and tests key on the codes, never the words.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parseaddr
 from typing import Any
 
-from flowtest.mail import authresults, received
-from flowtest.model import AuthVerdict, Hop
+from flowtest.mail import authresults, received, receivers
+from flowtest.mail.orgdomain import org_domain
+from flowtest.model import AuthVerdict, Hop, Receiver
 
 CLOUDFLARE = "mx.cloudflare.net"
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str   # stable, upper-case
+    text: str   # one line; header values in it are cut short and control characters replaced
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _CONTROL_RE.sub("?", self.text))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Whose verdict was read, and why that one."""
+
+    name: str        # the profile name, or the authserv-id / host for an ad-hoc receiver
+    how: str         # provider | authserv-id | hops | header | none
+    final: bool      # the last receiver (False: a server the message passed on from)
+    rule: Receiver
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "how": self.how, "final": self.final}
 
 
 @dataclass(frozen=True)
@@ -21,61 +52,284 @@ class Inspection:
     hops: tuple[Hop, ...]
     auth: AuthVerdict
     relay_auth: AuthVerdict | None
-    diagnosis: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    receiver: Choice | None = None
+    total_s: float | None = None
+
+    @property
+    def diagnosis(self) -> tuple[str, ...]:
+        return tuple(f.text for f in self.findings)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(f.code for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
+        a = self.auth
         return {
             "authserv_id": self.authserv_id,
+            "receiver": self.receiver.to_json() if self.receiver else None,
             "hops": [h.to_json() for h in self.hops],
-            "auth": self.auth.to_json(),
+            "total_s": self.total_s,
+            "auth": a.to_json(),
+            "auth_detail": {
+                "found": a.found, "trusted_by": a.trusted_by, "header_from": a.header_from,
+                "dkim_all": [d.to_json(with_aligned=True) for d in a.dkim_all],
+                "dmarc_policy": a.dmarc_policy, "dmarc_disposition": a.dmarc_disposition,
+                "dmarc_action": a.dmarc_action, "dmarc_consequence": a.dmarc_consequence,
+                "compauth": a.compauth, "compauth_reason": a.compauth_reason,
+                "implied_folder": a.implied_folder, "ignored": a.ignored,
+            },
             "relay_auth": self.relay_auth.to_json() if self.relay_auth else None,
             "diagnosis": list(self.diagnosis),
+            "findings": [{"code": f.code, "text": f.text} for f in self.findings],
         }
 
 
 def receiver_id(raw: bytes) -> str:
-    """The authserv-id of the topmost Authentication-Results: who received it last."""
+    """The authserv-id of the topmost Authentication-Results ("" if none or id-less)."""
+    ids = authresults.authserv_ids(raw)
+    return ids[0] if ids else ""
+
+
+def _headers(raw: bytes) -> list[tuple[str, str]]:
     try:
-        value = BytesHeaderParser().parsebytes(raw).get("Authentication-Results")
-    except Exception:
-        return ""
-    if value is None:
-        return ""
-    return re.split(r"[;\s]", " ".join(str(value).split()), maxsplit=1)[0].lower()
+        return [(str(k), str(v)) for k, v in BytesHeaderParser().parsebytes(raw).items()]
+    except Exception:  # hostile input must not crash a reader
+        return []
 
 
-def inspect(raw: bytes, authserv_id: str | None = None) -> Inspection:
-    who = (authserv_id or receiver_id(raw)).lower()
-    auth = authresults.trusted(raw, who) if who else AuthVerdict(authserv_id="")
-    relay = authresults.arc_instance(raw, 1, CLOUDFLARE)
-    hops = tuple(received.hops(raw))
-    said: list[str] = []
-    if not who:
-        said.append("No Authentication-Results header: the receiver's verdicts are unknown.")
-    elif not auth.found:
-        said.append(f"No trustworthy Authentication-Results from {who}: any such header sits "
-                    "below the receiver's own trace and could have been written by anyone.")
+_HOST_RE = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}")
+
+
+def _profile_of(host: str) -> Receiver | None:
+    return next((r for r in receivers.PROFILES.values() if authresults.owns(r, host)), None)
+
+
+def _profile_for_id(authserv_id: str) -> Receiver | None:
+    return next((r for r in receivers.PROFILES.values() if r.matches(authserv_id)), None)
+
+
+def _ad_hoc(authserv_id: str, host: str = "") -> Receiver:
+    first = authserv_id.split()[0] if authserv_id.split() else ""
+    domains = tuple(dict.fromkeys(org_domain(h) for h in (first, host) if h))
+    return Receiver(first, domains=domains, merge=True, idless=not first)
+
+
+def choose(raw: bytes, *, provider: str | None = None,
+           authserv_id: str | None = None) -> tuple[Choice | None, list[Finding]]:
+    """The receiver whose verdict to read: the one named, else the one the
+    topmost hop goes into, else the one the topmost header names."""
+    said: list[Finding] = []
+    if provider is not None:
+        rule = receivers.profile(provider)
+        if rule is None:
+            raise ValueError(f"unknown provider {provider!r}; known: "
+                             + ", ".join(sorted(receivers.PROFILES)))
+        return Choice(rule.name, "provider", True, rule), said
+    if authserv_id:
+        rule = _profile_for_id(authserv_id) or _ad_hoc(authserv_id)
+        return Choice(rule.name or authserv_id.lower(), "authserv-id", True, rule), said
+    headers = _headers(raw)
+    ids = authresults.authserv_ids(raw)
+    for name, value in headers:
+        if name.lower() != "received":
+            continue
+        m = re.search(r"\bby\s+([^\s;()]+)", received.uncomment(" ".join(value.split())[:4000]),
+                      re.IGNORECASE)
+        by = m.group(1).lower().rstrip(".")[:255] if m else ""
+        rule = _profile_of(by) if by else None
+        if rule is not None:
+            return Choice(rule.name, "hops", True, rule), said
+        if not _HOST_RE.fullmatch(by):
+            continue   # Gmail's internal "by 2002:a17:…" ids name no receiver
+        own = [i for i in ids if i and org_domain(i) == org_domain(by)]
+        if own:
+            rule = _ad_hoc(own[0], by)
+            return Choice(own[0], "hops", True, rule), said
+        said.append(Finding("RECEIVER_NO_AR", f"The final receiver, {by}, wrote no "
+                                              "Authentication-Results."))
+        named = [i for i in ids if i]
+        if not named:
+            return None, said
+        return Choice(named[0], "header", False, _ad_hoc(named[0])), said
+    if not ids:
+        return None, said
+    rule = _profile_for_id(ids[0]) or _ad_hoc(ids[0])
+    return Choice(rule.name or ids[0], "header", True, rule), said
+
+
+def _gmail_sent(headers: list[tuple[str, str]]) -> bool:
+    for name, value in headers:
+        n = name.lower()
+        if n in ("x-google-dkim-signature", "x-gm-message-state"):
+            return True
+        if n == "received" and re.search(r"\bby\s+smtp\.gmail\.com\b", value, re.IGNORECASE):
+            return True
+    return False
+
+
+def _dkim_domains(headers: list[tuple[str, str]]) -> list[str]:
+    out = []
+    for name, value in headers:
+        if name.lower() == "dkim-signature":
+            m = re.search(r"(?:^|;)\s*d\s*=\s*([^\s;]+)", value)
+            if m:
+                out.append(m.group(1).lower().rstrip("."))
+    return out
+
+
+def _first(headers: list[tuple[str, str]], name: str) -> str:
+    return next((" ".join(v.split())[:300] for k, v in headers if k.lower() == name), "")
+
+
+def _gmail_findings(headers: list[tuple[str, str]]) -> list[Finding]:
+    """What Gmail did to mail sent through it (FACTS.md, "Gmail sending as the alias")."""
+    if not _gmail_sent(headers):
+        return []
+    out: list[Finding] = []
+    from_addr = parseaddr(_first(headers, "from"))[1].lower()
+    from_domain = from_addr.rpartition("@")[2]
+    signed = [d for d in _dkim_domains(headers) if d in ("gmail.com", "googlemail.com")]
+    if signed:
+        tail = "" if from_domain in signed else f", which does not align with {from_domain or '?'}"
+        out.append(Finding("GMAIL_SIGNED", f"Gmail signed for {signed[0]}{tail}."))
     else:
-        aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
-        said.append(f"{who} says: SPF {auth.spf.result} ({auth.spf.domain or '?'}), DKIM "
-                    f"{auth.dkim.result} ({auth.dkim.domain or '?'}), DMARC {auth.dmarc.result} "
-                    f"for {auth.header_from or '?'}, ARC {auth.arc.result}; aligned: "
-                    f"{', '.join(aligned) or 'neither'}.")
-        if auth.dmarc_disposition == "quarantine":
-            said.append("The receiver applied the sender's quarantine policy: it went to spam.")
-        if auth.dmarc.result == "fail" and auth.arc.result == "pass":
-            said.append("DMARC failed but a trusted ARC chain vouched for it, so the receiver "
-                        "may still have delivered it to the inbox.")
-        if auth.ignored:
-            said.append(f"{auth.ignored} lower header(s) claiming to be {who} were ignored.")
-    if relay.found:
-        said.append(f"Forwarded by Cloudflare Email Routing, which saw: SPF {relay.spf.result}, "
-                    f"DKIM {relay.dkim.result} ({relay.dkim.domain or '?'}), DMARC "
-                    f"{relay.dmarc.result}.")
+        out.append(Finding("GMAIL_UNSIGNED",
+                           "Gmail did not sign this message: there is no DKIM-Signature for "
+                           "gmail.com, only Gmail's internal X-Google-DKIM-Signature (d=1e100.net),"
+                           " which no receiver checks."))
+    original = _first(headers, "x-google-original-from")
+    if original:
+        out.append(Finding("FROM_REWRITTEN",
+                           f"Gmail rewrote From to the account's default sending identity "
+                           f"({from_addr or '?'}, which may be another alias); the original "
+                           f"From was {original}: it is not a verified Send-mail-as address."))
+    sender = [a for _, a in getaddresses([_first(headers, "sender")]) if "@" in a]
+    if sender and sender[0].lower() != from_addr:
+        out.append(Finding("SENDER_ADDED", f"Gmail added Sender: {sender[0]}, the account "
+                                           "that sent it."))
+    return out
+
+
+def _auth_findings(who: str, auth: AuthVerdict) -> list[Finding]:
+    said: list[Finding] = []
+    aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
+    said.append(Finding("AUTH_RESULTS",
+                        f"{who} says: SPF {auth.spf.result} ({auth.spf.domain or '?'}), DKIM "
+                        f"{auth.dkim.result} ({auth.dkim.domain or '?'}), DMARC "
+                        f"{auth.dmarc.result} for {auth.header_from or '?'}, ARC "
+                        f"{auth.arc.result}; aligned: {', '.join(aligned) or 'neither'}."))
+    consequence = auth.dmarc_consequence
+    word = "dis=" if auth.dmarc_disposition else "action="
+    if auth.dmarc.result != "pass" and consequence == "quarantine":
+        said.append(Finding("DMARC_QUARANTINED",
+                            f"The receiver applied the sender's quarantine policy ({word}"
+                            f"{auth.dmarc_disposition or auth.dmarc_action}): it went to spam."))
+    elif auth.dmarc.result != "pass" and consequence == "reject":
+        said.append(Finding("DMARC_REJECTED",
+                            f"The receiver says it applied the sender's reject policy ({word}"
+                            f"{auth.dmarc_disposition or auth.dmarc_action})."))
+    if auth.dmarc.result == "fail" and auth.arc.result == "pass":
+        said.append(Finding("ARC_VOUCHED",
+                            "DMARC failed but a trusted ARC chain vouched for it, so the receiver "
+                            "may still have delivered it to the inbox."))
+    if auth.implied_folder == "junk":
+        said.append(Finding("RECEIVER_JUNK",
+                            "Microsoft's spam filter marked it for Junk (SCL 5 or more, SFV:SPM or "
+                            "dest:J), whatever the authentication results say."))
+    if auth.ignored:
+        said.append(Finding("AR_IGNORED", f"{auth.ignored} other header(s) claiming to be {who} "
+                                          "were ignored: they sit where a sender could have "
+                                          "written them."))
+    return said
+
+
+def _hop_findings(ch: received.Chain, hops: tuple[Hop, ...], anchored: bool,
+                  has_date: bool) -> list[Finding]:
+    said: list[Finding] = []
+    skewed = [h for h in hops if h.clock_skew]
+    if skewed:
+        said.append(Finding("CLOCK_SKEW",
+                            f"{len(skewed)} hop(s) carry stamps that contradict the others "
+                            f"(clock skew: {', '.join(h.by or '?' for h in skewed)}); they are "
+                            "left out of the totals."))
+    if has_date and not anchored and not ch.date_trusted and hops:
+        said.append(Finding("DATE_UNTRUSTED",
+                            "The message's Date: is out of line with the first server stamp "
+                            "(the sender's clock); the total starts at the first server stamp."))
     timed = [h for h in hops if h.delay_s is not None]
-    if timed:
-        slowest = max(timed, key=lambda h: h.delay_s or 0.0)
-        total = sum(h.delay_s or 0.0 for h in timed)
-        said.append(f"{len(hops)} hops, {total:.1f} s in all; the slowest was {slowest.delay_s:.1f}"
-                    f" s into {slowest.by or '?'}.")
-    return Inspection(who, hops, auth, relay if relay.found else None, tuple(said))
+    if ch.total_s is not None and hops:
+        slowest = max(timed, key=lambda h: h.delay_s or 0.0) if timed else None
+        tail = (f"; the slowest was {slowest.delay_s:.1f} s into {slowest.by or '?'}"
+                if slowest is not None else "")
+        said.append(Finding("HOPS", f"{len(hops)} hops, {ch.total_s:.1f} s end to end{tail}."))
+    return said
+
+
+def inspect(raw: bytes, authserv_id: str | None = None, *, provider: str | None = None,
+            sent_at: float | None = None) -> Inspection:
+    """Read a saved message.
+
+    ``provider`` names a receiver profile (``flowtest.mail.receivers.PROFILES``,
+    the same names as ``flowtest.providers``) whose trust rule to use; raises
+    ValueError for an unknown name. ``authserv_id`` names the receiver by its
+    id instead. With neither, the receiver is recognised from the topmost hops
+    (or, for a bare header block, the topmost header) and ``receiver.how``
+    says which way. ``sent_at`` anchors the first hop (flowtest's own clock)."""
+    headers = _headers(raw)
+    choice, said = choose(raw, provider=provider, authserv_id=authserv_id)
+    ch = received.chain(raw, sent_at=sent_at)
+    hops = ch.hops
+    relay = authresults.arc_verdict(raw, CLOUDFLARE)
+    if choice is None:
+        auth = AuthVerdict(authserv_id="")
+        if not authresults.authserv_ids(raw):
+            said.append(Finding("NO_AR", "No Authentication-Results header: the receiver's "
+                                         "verdicts are unknown."))
+        who = ""
+    else:
+        read = authresults.trusted if choice.final else authresults.intermediate
+        auth = read(raw, choice.rule)
+        rule = choice.rule
+        if auth.found and not auth.authserv_id:
+            who = f"{choice.name} (its header without authserv-id)"
+        else:
+            who = auth.authserv_id if auth.found else rule.label
+        if not choice.final:
+            said.append(Finding("INTERMEDIATE_VERDICT",
+                                f"The best available verdict is {choice.name}'s, a server the "
+                                "message passed through on the way."))
+        else:
+            said.append(Finding("RECEIVER", f"Reading the verdict of {choice.name} "
+                                            f"({_HOW[choice.how]})."))
+        if not auth.found:
+            said.append(Finding("AR_UNTRUSTED",
+                                f"No trustworthy Authentication-Results from {rule.label}: any "
+                                "such header sits outside the receiver's own headers and could "
+                                "have been written by anyone."))
+        else:
+            said.extend(_auth_findings(who, auth))
+    if relay.found:
+        said.append(Finding("RELAY_CLOUDFLARE",
+                            f"Forwarded by Cloudflare Email Routing (ARC i={relay.instance}), "
+                            f"which saw: SPF {relay.spf.result} ({relay.spf.domain or '?'}), DKIM "
+                            f"{relay.dkim.result} ({relay.dkim.domain or '?'}), DMARC "
+                            f"{relay.dmarc.result}."))
+    said.extend(_gmail_findings(headers))
+    internal = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)",
+                            _first(headers, "x-ms-exchange-transport-endtoendlatency"))
+    if internal:
+        secs = int(internal.group(1)) * 3600 + int(internal.group(2)) * 60 \
+            + float(internal.group(3))
+        said.append(Finding("RECEIVER_LATENCY",
+                            f"Microsoft measured {secs:.2f} s inside its own servers "
+                            "(X-MS-Exchange-Transport-EndToEndLatency)."))
+    said.extend(_hop_findings(ch, hops, sent_at is not None,
+                              any(k.lower() == "date" for k, _ in headers)))
+    return Inspection(who if choice else "", hops, auth, relay if relay.found else None,
+                      tuple(said), choice, ch.total_s)
+
+
+_HOW = {"provider": "named with --provider", "authserv-id": "named by its authserv-id",
+        "hops": "recognised from the topmost hops", "header": "named by the topmost header"}

@@ -122,14 +122,13 @@ class External:
             if v.dmarc.disposition == "quarantine":
                 folder = JUNK
         now = time.time()
-        stamped = prepend(
-            raw,
-            f"Return-Path: <{mail_from}>",
-            f"Received: from {helo} ({helo} [{ip}])\r\n\tby {self.ctx.names.ext_mx} "
-            f"(flowtest sandbox) with ESMTPS id {random_id(10)}\r\n\tfor <{rcpt}>; "
-            f"{smtp_date(now)}",
-            *styles.results(self.style, v, ip=ip, own=self.authserv_id),
-        )
+        trace = (f"Received: from {helo} ({helo} [{ip}])\r\n\tby {self.ctx.names.ext_mx} "
+                 f"(flowtest sandbox) with ESMTPS id {random_id(10)}\r\n\tfor <{rcpt}>; "
+                 f"{smtp_date(now)}")
+        results = styles.results(self.style, v, ip=ip, own=self.authserv_id)
+        # Outlook writes its id-less header directly above its entry hop (FACTS.md).
+        block = [*results, trace] if self.style == "outlook" else [trace, *results]
+        stamped = prepend(raw, f"Return-Path: <{mail_from}>", *block)
         await self.store.append(self.address, folder, stamped)
         self.ctx.truth.record("stored", "external", message_id, rcpt, folder)
         return f"250 2.0.0 Ok: queued as {random_id(10)}"
