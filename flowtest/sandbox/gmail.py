@@ -104,7 +104,8 @@ def present_bottom_up(msg: bytes, signable: tuple[str, ...]) -> list[str]:
     return [n.lower() for n in reversed(header_names(msg)) if n.lower() in signable]
 
 
-def _spf_comment(v: Verdicts) -> str:
+def spf_comment(v: Verdicts) -> str:
+    """Gmail's comment on its SPF result, in its words (FACTS.md)."""
     s = v.spf
     who = s.mail_from.lower() or f"postmaster@{s.domain}"
     if s.result == "pass":
@@ -166,7 +167,7 @@ def results_clauses(v: Verdicts, arc_comment: str) -> list[str]:
     if v.arc.result != "none":
         comment = f" ({arc_comment})" if arc_comment and v.arc.result == "pass" else ""
         out.append(f"arc={v.arc.result}{comment}")
-    out.append(f"spf={'neutral' if v.spf.result == 'none' else v.spf.result} {_spf_comment(v)} "
+    out.append(f"spf={'neutral' if v.spf.result == 'none' else v.spf.result} {spf_comment(v)} "
                f"smtp.mailfrom={_mailfrom(v.spf.mail_from)}")
     if v.dmarc is not None:
         m = v.dmarc
@@ -278,7 +279,7 @@ class Gmail:
             f"Received: from {helo} ({helo}. [{ip}])\r\n        by mx.google.com with ESMTPS id "
             f"{gmail_id('si', now)}\r\n        for <{rcpt}>\r\n        (version=TLS1_3 "
             f"cipher=TLS_AES_128_GCM_SHA256 bits=128/128);\r\n        {pacific_date(now)}",
-            f"Received-SPF: {spf_word} {_spf_comment(v)} client-ip={ip};",
+            f"Received-SPF: {spf_word} {spf_comment(v)} client-ip={ip};",
             f"Authentication-Results: {results}",
         )
         return arc_seal(msg, results, v.arc.result, self.ctx.keys.google_arc.private_pem,
