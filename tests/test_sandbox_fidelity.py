@@ -424,3 +424,23 @@ def test_flowtest_reads_each_style(styled: dict[str, tuple[bytes, Any]], style: 
     assert (a.dkim.result, a.dkim.domain) == ("pass", "gmail.com"), style
     # NetEase writes no dmarc clause at all (samples/real/netease-ar.eml).
     assert a.dmarc.result == ("none" if style == "163" else "fail"), style
+
+
+def test_style_outlook_junk_says_so_in_microsofts_headers(flowtest_keys: Any) -> None:
+    with World(keys=flowtest_keys, aliases=["hello"], external_style="outlook",
+               retry_delays=(0.1, 0.2)) as world:
+        world.dns_extra[("_dmarc.example.me", "TXT")] = [txt_rdata("v=DMARC1; p=quarantine")]
+        config = world.config()
+        mid = f"<{uuid.uuid4().hex}@example.me>"
+        msg = clients.message("hello@example.me", world.probe_address, "junk", message_id=mid)
+        asyncio.run(clients.submit(config, config.gmail, msg, rcpts=[world.probe_address]))
+        stored = world.truth.wait_for(mid, "stored", 10)
+        assert stored is not None and stored.detail == "Junk"
+        raw = next(r for _, r, _ in world.probe_folder("Junk") if mid.encode() in r)
+        world.check_errors()
+    fields = dict(_fields(raw))
+    assert "dest:J;" in fields["X-Microsoft-Antispam-Mailbox-Delivery"]
+    assert "SCL:5;" in fields["X-Forefront-Antispam-Report"]
+    assert "SFV:SPM;" in fields["X-Forefront-Antispam-Report"]
+    assert "dmarc=fail action=quarantine" in fields["Authentication-Results"]
+    assert "compauth=fail reason=001" in fields["Authentication-Results"]
