@@ -305,13 +305,11 @@ NOT_YET_READ = {"outlook", "icloud", "163"}
 
 
 @pytest.fixture(scope="module")
-def styled() -> Iterator[dict[str, tuple[bytes, Any]]]:
+def styled(flowtest_keys: Any) -> Iterator[dict[str, tuple[bytes, Any]]]:
     """One send-as message received by each style of probe provider."""
-    from flowtest.sandbox import Keyring
-    keys = Keyring.generate()
     out: dict[str, tuple[bytes, Any]] = {}
     for style in STYLES:
-        with World(keys=keys, aliases=["hello"], external_style=style,
+        with World(keys=flowtest_keys, aliases=["hello"], external_style=style,
                    retry_delays=(0.1, 0.2)) as world:
             raw = _send_as(world)
             world.check_errors()

@@ -147,7 +147,7 @@ def _outlook(a: Arrival) -> bytes:
     mailbox = f"AS8PR09MB{secrets.randbelow(9000) + 1000}"
     store = f"DB6PR0902MB{secrets.randbelow(9000) + 1000}"
     tls = ("(version=TLS1_2, cipher=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384)")
-    ms_date = _fold(_date(a.at)).replace("\r\n", "")
+    ms_date = _date(a.at)
     # Microsoft's stamps, newest on top, each hop through its own hosts.
     top = [
         _fold(f"Received: from {mailbox}.eurprd09.prod.outlook.com (2603:10a6:20b:29e::22) by "
