@@ -442,3 +442,29 @@ def test_style_outlook_junk_says_so_in_microsofts_headers(flowtest_keys: Any) ->
     assert "SFV:SPM;" in fields["X-Forefront-Antispam-Report"]
     assert "dmarc=fail action=quarantine" in fields["Authentication-Results"]
     assert "compauth=fail reason=001" in fields["Authentication-Results"]
+
+
+@pytest.mark.parametrize("skewed", [False, True])
+def test_style_outlook_inner_stamps_can_run_backwards(flowtest_keys: Any, skewed: bool) -> None:
+    from email.utils import parsedate_to_datetime
+
+    from flowtest.sandbox.styles import outlook_skew
+    for _ in range(1000):
+        mid = f"<{uuid.uuid4().hex}@example.me>"
+        if (outlook_skew(mid) > 0) is skewed:
+            break
+    with World(keys=flowtest_keys, aliases=["hello"], external_style="outlook",
+               retry_delays=(0.1, 0.2)) as world:
+        config = world.config()
+        msg = clients.message("hello@example.me", world.probe_address, "skew", message_id=mid)
+        asyncio.run(clients.submit(config, config.gmail, msg, rcpts=[world.probe_address]))
+        assert world.truth.wait_for(mid, "stored", 10) is not None
+        raw = next(r for _, r, _ in world.probe_folder() if mid.encode() in r)
+        world.check_errors()
+    received = [v for k, v in _fields(raw) if k == "Received"]
+    at = [parsedate_to_datetime(v.rpartition(";")[2].strip()).timestamp() for v in received[:4]]
+    edge_to_inner = at[2] - at[3]  # the hop after the edge, minus the edge's own stamp
+    if skewed:
+        assert -11 <= edge_to_inner <= -7  # whole-second stamps: 8-11 s, +-1
+    else:
+        assert 0 <= edge_to_inner <= 1

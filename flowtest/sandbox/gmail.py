@@ -165,7 +165,8 @@ def results_clauses(v: Verdicts, arc_comment: str) -> list[str]:
         out.append(f"dkim={d.result}{reason} header.i=@{d.domain} header.s={d.selector} "
                    f"header.b={d.b}")
     if v.arc.result != "none":
-        comment = f" ({arc_comment})" if arc_comment and v.arc.result == "pass" else ""
+        comment = f" ({arc_comment})" if arc_comment and v.arc.result == "pass" else (
+            " (signature failed)" if v.arc.result == "fail" else "")  # FACTS.md
         out.append(f"arc={v.arc.result}{comment}")
     out.append(f"spf={'neutral' if v.spf.result == 'none' else v.spf.result} {spf_comment(v)} "
                f"smtp.mailfrom={_mailfrom(v.spf.mail_from)}")
