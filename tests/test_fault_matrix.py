@@ -29,6 +29,7 @@ MATRIX: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("dkim-missing",): ("fail", "warn", "warn"),
     ("dmarc-reject",): ("fail", "pass", "fail"),
     ("sendas-unverified",): ("ok", "pass", "fail"),
+    ("sendas-unsigned",): ("ok", "pass", "warn"),
     ("bad-app-password",): ("ok", "error", "error"),
     ("gmail-tempfail",): ("ok", "fail", "warn"),
     ("body-modified",): ("ok", "warn", "warn"),

@@ -1,6 +1,7 @@
 """What a receiving MX concludes about a message: SPF (pyspf), every DKIM
 signature (dkimpy), the ARC chain (dkimpy) and DMARC (authheaders' record
-discovery, alignment with a correct organizational domain).
+discovery; alignment by :mod:`flowtest.sandbox.alignment`, never by flowtest's
+own reader, so the sandbox stays an independent oracle for it).
 
 Blocking: these libraries make synchronous DNS queries. The sandbox calls
 :func:`evaluate` through ``asyncio.to_thread``.
@@ -23,13 +24,12 @@ import dns.exception
 import dns.resolver
 import spf
 
-from flowtest.mail.dmarc import aligned
-from flowtest.mail.orgdomain import org_domain
+from flowtest.sandbox.alignment import identifiers_align, organizational_domain
 
-# authheaders re-reads the PSL on each call and groups reserved TLDs wrongly;
-# ours is cached and correct (LIBRARY-NOTES.md).
-authheaders.get_org_domain = org_domain
-authheaders.dmarc_lookup.get_org_domain = org_domain
+# authheaders re-reads the PSL on each call and groups reserved TLDs wrongly
+# (LIBRARY-NOTES.md); the oracle's function is cached and applies the default rule.
+authheaders.get_org_domain = organizational_domain
+authheaders.dmarc_lookup.get_org_domain = organizational_domain
 
 DnsFunc = Callable[..., bytes | None]
 
@@ -223,13 +223,14 @@ def check_dmarc(raw: bytes, spf_check: SpfCheck, dkims: list[DkimCheck],
         return None  # no policy: Gmail leaves the dmarc= clause out
     policy = record.get("p", "none").lower()
     sub = record.get("sp", policy).lower()
-    spf_ok = spf_check.result == "pass" and aligned(spf_check.domain, from_domain,
-                                                     record.get("aspf", "r"))
-    dkim_ok = any(d.result == "pass" and aligned(d.domain, from_domain, record.get("adkim", "r"))
+    spf_ok = spf_check.result == "pass" and identifiers_align(
+        spf_check.domain, from_domain, record.get("aspf", "r"))
+    dkim_ok = any(d.result == "pass"
+                  and identifiers_align(d.domain, from_domain, record.get("adkim", "r"))
                   for d in dkims)
     if spf_ok or dkim_ok:
         return DmarcCheck("pass", from_domain, policy, sub, "none", spf_ok, dkim_ok)
-    applied = policy if org_domain(from_domain) == from_domain else sub
+    applied = policy if organizational_domain(from_domain) == from_domain else sub
     return DmarcCheck("fail", from_domain, policy, sub, applied, spf_ok, dkim_ok)
 
 

@@ -4,23 +4,23 @@ arrival, and the forwarded copy as FACTS.md describes it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
+import string
 import time
 from dataclasses import dataclass
 from typing import Literal
 
-import dkim
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from flowtest.sandbox import hosts
-from flowtest.sandbox.checks import Verdicts
+from flowtest.sandbox.checks import SpfCheck, Verdicts, check_spf
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.message import crlf, prepend, random_id, split, srs0
+from flowtest.sandbox.signing import header_names, signature
 from flowtest.sandbox.smtp import Reply, SmtpServer, message_id_of, peer_ip, smtp_date
 
 MAX_RULES = 200  # per domain (FACTS.md)
-SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"cc",
-                  b"mime-version", b"content-type", b"content-transfer-encoding"]
 
 
 @dataclass(frozen=True)
@@ -58,27 +58,85 @@ class Routing:
         return self.rules.get(address.lower()) or self.catch_all
 
 
-def _aar_clause(v: Verdicts, ip: str) -> str:
-    parts = []
-    if v.dkim:
-        d = v.dkim[0]
-        parts.append(f"dkim={d.result} header.d={d.domain} header.s={d.selector} header.b={d.b}")
-    else:
-        parts.append("dkim=none")
-    if v.dmarc is not None:
-        parts.append(f"dmarc={v.dmarc.result} header.from={v.dmarc.from_domain} "
-                     f"policy.dmarc={v.dmarc.policy}")
-    else:
-        parts.append("dmarc=none")
-    s = v.spf
+# The headers Cloudflare's DKIM and ARC signatures cover (samples/real/,
+# October 2025): those present are listed first, as written and bottom-up;
+# the rest follow in lower case, signed as absent so nobody can add them.
+SIGNED = ("to", "subject", "from", "date", "feedback-id", "reply-to", "cc", "resent-date",
+          "resent-from", "resent-to", "resent-cc", "in-reply-to", "references", "list-id",
+          "list-help", "list-unsubscribe", "list-unsubscribe-post", "list-subscribe", "list-post",
+          "list-owner", "list-archive")
+WEEK = 7 * 86400  # x= of its signatures: t= plus a week
+
+
+def signed_headers(msg: bytes) -> tuple[str, list[str]]:
+    """(h= as Cloudflare writes it, the names to hash in that order)."""
+    present: list[str] = []
+    for name in reversed(header_names(msg)):
+        if name.lower() in SIGNED and name.lower() not in (p.lower() for p in present):
+            present.append(name)
+    seen = {p.lower() for p in present}
+    absent = [n for n in SIGNED if n not in seen and n != "feedback-id"]
+    names = present + absent
+    return ":".join(names), [n.lower() for n in names]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What differs between real Cloudflare-forwarded messages (FACTS.md, "What
+    varies"): decided from the Message-ID, so a test can pick each form."""
+
+    host: str            # i-xx or ba-xx .cloudflare-email.net, its forwarding host
+    address: str         # its source address in the sandbox's Cloudflare range
+    received_word: str   # "(unknown)" or "(cloudflare)" in its Received
+    feedback_id: bool    # Feedback-ID: <domain>:1:1:Cloudflare present
+    spamh_score: bool    # X-CF-SpamH-Score present (often absent in 2025 samples)
+
+
+def variant(message_id: str) -> Variant:
+    h = hashlib.sha256(message_id.strip().encode("utf-8", "replace")).digest()
+    letters = "".join(string.ascii_lowercase[b % 26] for b in h[1:3 + (h[4] & 1)])
+    return Variant(host=f"{'i' if h[0] & 1 else 'ba'}-{letters}.cloudflare-email.net",
+                   address=hosts.CF_EGRESS_ADDRESSES[h[5] % len(hosts.CF_EGRESS_ADDRESSES)],
+                   received_word="unknown" if h[6] & 1 else "cloudflare",
+                   feedback_id=bool(h[7] & 1), spamh_score=h[8] % 4 == 0)
+
+
+def envelope_sender(original: str, domain: str, secret: bytes) -> str:
+    """Cloudflare's rewritten envelope: SRS0, or ``cfbounces+ndrdrop@`` when the
+    original envelope holds "=" (a VERP or SRS address; FACTS.md, a guess from
+    the samples that is consistent with every one of them)."""
+    if "=" in original.rpartition("@")[0]:
+        return f"cfbounces+ndrdrop@{domain}"
+    return srs0(original, domain, secret)
+
+
+def _spf_comment(s: SpfCheck) -> str:
+    who = s.mail_from or f"postmaster@{s.domain}"
     if s.result == "pass":
-        comment = (f"(mx.cloudflare.net: domain of {s.mail_from} designates {ip} as permitted "
-                   "sender)")
+        return f"(mx.cloudflare.net: domain of {who} designates {s.ip} as permitted sender)"
+    if s.result == "none":
+        return f"(mx.cloudflare.net: no SPF records found for {who})"
+    if s.result in ("fail", "softfail"):  # wording unconfirmed
+        return (f"(mx.cloudflare.net: domain of {who} does not designate {s.ip} as permitted "
+                "sender)")
+    return f"(mx.cloudflare.net: {s.result} in processing SPF for {who})"  # unconfirmed
+
+
+def results_clauses(v: Verdicts, helo: SpfCheck, helo_name: str, ip: str) -> list[str]:
+    """Cloudflare's verdict as in samples/real/: a dkim= clause per signature
+    (none when unsigned), dmarc, SPF of HELO then of MAIL FROM, arc."""
+    out = [f"dkim={d.result} header.d={d.domain} header.s={d.selector} header.b={d.b}"
+           for d in v.dkim]
+    if v.dmarc is not None:
+        out.append(f"dmarc={v.dmarc.result} header.from={v.dmarc.from_domain} "
+                   f"policy.dmarc={v.dmarc.policy}")
     else:
-        comment = f"(mx.cloudflare.net: {s.result} for {s.mail_from} from {ip})"
-    parts.append(f"spf={s.result} {comment} smtp.mailfrom={s.mail_from}")
-    parts.append(f"arc={v.arc.result} smtp.remote-ip={ip}")
-    return ";\r\n\t".join(parts)
+        out.append("dmarc=none")  # no record: the real wording is unconfirmed
+    out.append(f"spf={helo.result} {_spf_comment(helo)} smtp.helo={helo_name}")
+    s = v.spf
+    out.append(f"spf={s.result} {_spf_comment(s)} smtp.mailfrom={s.mail_from}")
+    out.append(f"arc={v.arc.result} smtp.remote-ip={ip}")
+    return out
 
 
 class Cloudflare:
@@ -130,6 +188,9 @@ class Cloudflare:
         mail_from = envelope.mail_from or ""
         message_id = message_id_of(raw)
         verdicts = await self.ctx.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo)
+        # Its own verdict also checks the HELO name's SPF (the first spf= clause).
+        helo_spf = await asyncio.to_thread(check_spf, ip, f"postmaster@{helo}", helo,
+                                           self.ctx.resolver())
         if verdicts.spf.result != "pass" and not verdicts.dkim_pass:
             refusal = ("550 5.7.26 This mail has been blocked because the sender is "
                        "unauthenticated: neither SPF nor DKIM passed")
@@ -150,9 +211,9 @@ class Cloudflare:
                                       else "drop rule")
                 continue
             copy = await asyncio.to_thread(self._forwarded_copy, raw, rcpt, rule.destination,
-                                           ip, helo, mail_from, verdicts)
-            envelope_from = srs0(mail_from or f"postmaster@{helo}", self.routing.domain,
-                                 self.srs_secret)
+                                           ip, helo, mail_from, verdicts, helo_spf)
+            envelope_from = envelope_sender(mail_from or f"postmaster@{helo}",
+                                            self.routing.domain, self.srs_secret)
             delay = self.ctx.faults.seconds("forward-delay")
             if delay > 0:
                 task = asyncio.get_running_loop().create_task(
@@ -179,7 +240,9 @@ class Cloudflare:
 
     async def _relay(self, envelope_from: str, rcpt: str, destination: str, copy: bytes,
                      message_id: str) -> Reply:
-        reply = await self.relay.send(envelope_from, destination, copy)
+        var = variant(message_id)
+        reply = await self.relay.send(envelope_from, destination, copy, helo=var.host,
+                                      source=var.address)
         kind = "relayed" if reply.ok else ("deferred" if reply.transient else "rejected")
         self.ctx.truth.record(kind, "cloudflare", message_id, rcpt, str(reply))
         return reply
@@ -187,30 +250,21 @@ class Cloudflare:
     # -- the forwarded copy ---------------------------------------------------
 
     def _forwarded_copy(self, raw: bytes, rcpt: str, destination: str, ip: str, helo: str,
-                        mail_from: str, verdicts: Verdicts) -> bytes:
+                        mail_from: str, verdicts: Verdicts, helo_spf: SpfCheck) -> bytes:
+        """The copy Cloudflare relays, its headers in the real order (top down):
+        DKIM for cloudflare-email.net and for the domain, X-Forwarded-To/For,
+        Feedback-ID, its Received, the ARC set (no t= in the seal),
+        Received-SPF, Authentication-Results."""
         domain = self.routing.domain
-        now = time.time()
+        now = int(time.time())
+        var = variant(message_id_of(raw))
         spf = verdicts.spf
-        results = _aar_clause(verdicts, ip)
+        clauses = results_clauses(verdicts, helo_spf, helo, ip)
         msg = prepend(
             raw,
-            f"Received: from {helo} ({ip})\r\n\tby cloudflare-email.net (cloudflare) id "
-            f"{random_id(12)}\r\n\tfor <{rcpt}>; {smtp_date(now)}",
-        )
-        msg = prepend(
-            msg,
-            f"X-Forwarded-To: {destination}",
-            f"X-Forwarded-For: {rcpt} {destination}",
-            f"Feedback-ID: {domain}:1:1:Cloudflare",
-            f"X-CF-SpamH-Score: {1 if spf.result == 'pass' else 5}",
-        )
-        msg = prepend(
-            msg,
-            f"Authentication-Results: mx.cloudflare.net;\r\n\t{results}",
-            f"Received-SPF: {spf.result} (mx.cloudflare.net: domain of {mail_from} "
-            f"{'designates' if spf.result == 'pass' else 'does not designate'} {ip} as "
-            f"permitted sender) receiver=mx.cloudflare.net; client-ip={ip}; "
-            f'envelope-from="{mail_from}"; helo={helo};',
+            f"Received-SPF: {spf.result} {_spf_comment(spf)}\r\n\treceiver=mx.cloudflare.net; "
+            f'client-ip={ip}; envelope-from="{mail_from}"; helo={helo};',
+            "Authentication-Results: mx.cloudflare.net;\r\n\t" + ";\r\n\t".join(clauses),
         )
         if self.ctx.faults.on("body-modified"):
             # After the checks and before the seal: the sender's DKIM breaks,
@@ -218,13 +272,38 @@ class Cloudflare:
             head, body = split(msg)
             msg = head + b"\r\n" + body.rstrip(b"\r\n") + (
                 b"\r\n\r\n-- \r\nThis message was scanned by a forwarder.\r\n")
+        msg = self._arc_seal(msg, clauses, now)
+        msg = prepend(
+            msg,
+            f"Received: from {helo} ({ip})\r\n        by cloudflare-email.net "
+            f"({var.received_word}) id {random_id(12)}\r\n        for <{rcpt}>; {smtp_date(now)}")
+        added = [f"X-Forwarded-To: {destination}", f"X-Forwarded-For: {rcpt} {destination}"]
+        if var.feedback_id:
+            added.append(f"Feedback-ID: {domain}:1:1:Cloudflare")
+        if var.spamh_score:
+            added.append(f"X-CF-SpamH-Score: {1 if spf.result == 'pass' else 5}")
+        msg = prepend(msg, *added)
         for d, key in ((domain, self.ctx.keys.domain),
                        ("cloudflare-email.net", self.ctx.keys.cloudflare)):
-            sig = dkim.sign(msg, b"cf2024-1", d.encode(), key.private_pem,
-                            include_headers=SIGNED_HEADERS,
-                            canonicalize=(b"relaxed", b"relaxed"))
-            msg = sig.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n") + msg
-        arc = dkim.arc_sign(msg, b"cf2024-1", b"cloudflare-email.net",
-                            self.ctx.keys.cloudflare.private_pem, b"mx.cloudflare.net",
-                            include_headers=SIGNED_HEADERS, timestamp=int(now))
-        return b"".join(h.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for h in arc) + msg
+            h, names = signed_headers(msg)
+            msg = signature(msg, "DKIM-Signature", [
+                ("v", "1"), ("a", "rsa-sha256"), ("s", "cf2024-1"), ("d", d),
+                ("c", "relaxed/relaxed"), ("h", h), ("t", str(now)), ("x", str(now + WEEK)),
+                ("bh", "")], names, key.private_pem) + msg
+        return msg
+
+    def _arc_seal(self, msg: bytes, clauses: list[str], now: int) -> bytes:
+        """ARC i=1 as Cloudflare writes it: the AAR repeats its AR word for word;
+        the seal has no t= (samples/real/)."""
+        key = self.ctx.keys.cloudflare.private_pem
+        aar = ("ARC-Authentication-Results: i=1; mx.cloudflare.net;\r\n\t"
+               + ";\r\n\t".join(clauses) + "\r\n").encode()
+        h, names = signed_headers(msg)
+        ams = signature(aar + msg, "ARC-Message-Signature", [
+            ("i", "1"), ("a", "rsa-sha256"), ("s", "cf2024-1"), ("d", "cloudflare-email.net"),
+            ("c", "relaxed/relaxed"), ("h", h), ("t", str(now)), ("x", str(now + WEEK)),
+            ("bh", "")], names, key)
+        seal = signature(ams + aar + msg, "ARC-Seal", [
+            ("i", "1"), ("a", "rsa-sha256"), ("s", "cf2024-1"), ("d", "cloudflare-email.net"),
+            ("cv", "none")], ["arc-authentication-results", "arc-message-signature"], key)
+        return seal + ams + aar + msg

@@ -121,14 +121,11 @@ class External:
                 return reply
             if v.dmarc.disposition == "quarantine":
                 folder = JUNK
-        now = time.time()
-        trace = (f"Received: from {helo} ({helo} [{ip}])\r\n\tby {self.ctx.names.ext_mx} "
-                 f"(flowtest sandbox) with ESMTPS id {random_id(10)}\r\n\tfor <{rcpt}>; "
-                 f"{smtp_date(now)}")
-        results = styles.results(self.style, v, ip=ip, own=self.authserv_id)
-        # Outlook writes its id-less header directly above its entry hop (FACTS.md).
-        block = [*results, trace] if self.style == "outlook" else [trace, *results]
-        stamped = prepend(raw, f"Return-Path: <{mail_from}>", *block)
+        arrival = styles.Arrival(raw=raw, v=v, ip=ip, helo=helo, mail_from=mail_from, rcpt=rcpt,
+                                 own=self.authserv_id, junk=folder == JUNK, at=time.time())
+        keys = self.ctx.keys
+        arc_key = (keys.google_arc if self.style == "gmail" else keys.external).private_pem
+        stamped = await asyncio.to_thread(styles.stamp, self.style, arrival, arc_key=arc_key)
         await self.store.append(self.address, folder, stamped)
         self.ctx.truth.record("stored", "external", message_id, rcpt, folder)
         return f"250 2.0.0 Ok: queued as {random_id(10)}"

@@ -20,6 +20,8 @@ CATALOGUE: dict[str, str] = {
     "dkim-missing": "the domain's cf2024-1._domainkey record is missing",
     "dmarc-reject": "the domain's DMARC policy is p=reject",
     "sendas-unverified": "the alias is not a verified Send-mail-as address in Gmail",
+    "sendas-unsigned": ("Gmail does not sign send-as mail: no DKIM-Signature, only "
+                        "X-Google-DKIM-Signature d=1e100.net"),
     "bad-app-password": ("Gmail refuses the app password (SMTP 535 5.7.8, "
                          "IMAP AUTHENTICATIONFAILED)"),
     "gmail-tempfail": "Gmail's MX answers 421 4.7.0 to Cloudflare, which passes it back",

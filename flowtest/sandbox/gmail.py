@@ -5,6 +5,7 @@ Send-mail-as, and imap.gmail.com."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import re
 import secrets
@@ -14,7 +15,6 @@ from email.parser import BytesHeaderParser
 from email.utils import formatdate, getaddresses, make_msgid
 from typing import Any
 
-import dkim
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from flowtest.sandbox import hosts
@@ -22,6 +22,7 @@ from flowtest.sandbox.checks import Verdicts
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.mailstore import MailStore
 from flowtest.sandbox.message import crlf, prepend, random_id, replace_header
+from flowtest.sandbox.signing import body_hash, fold_tags, header_names, signature
 from flowtest.sandbox.smtp import (
     Outbox,
     Reply,
@@ -40,8 +41,20 @@ FOLDERS = {SPAM: b"Junk", TRASH: b"Trash", SENT: b"Sent"}
 SEND_LIMIT = ("550 5.4.5 Daily user sending limit exceeded. For more information on Gmail "
               "sending limits go to https://support.google.com/mail/?p=ReachedSendingLimit "
               "- gsmtp")
-GMAIL_SIGNED = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-                b"content-type", b"x-google-original-from", b"cc", b"reply-to"]
+# What Gmail's send-as signatures cover (samples/real/sendas-*.eml): the
+# present ones bottom-up, then from:to:cc:subject:date:message-id:reply-to
+# again, signed as absent so nobody can add a second one.
+GMAIL_SIGNABLE = ("in-reply-to", "content-transfer-encoding", "content-disposition",
+                  "mime-version", "references", "message-id", "subject", "cc", "to", "from",
+                  "date", "sender", "reply-to", "x-google-original-from")
+GMAIL_FROZEN = ("from", "to", "cc", "subject", "date", "message-id", "reply-to")
+# What its ARC-Message-Signature covers on receipt (samples/real/cf-gmail-*.eml).
+GMAIL_ARC_SIGNABLE = ("date", "from", "reply-to", "to", "cc", "message-id", "in-reply-to",
+                      "references", "subject", "mime-version", "content-transfer-encoding",
+                      "precedence", "list-id", "list-archive", "list-post", "list-unsubscribe",
+                      "list-unsubscribe-post", "feedback-id", "sender", "dkim-signature")
+WEEK = 7 * 86400
+GMAIL_INDENT = " " * 8  # Gmail folds its headers with eight spaces
 
 BAD_CREDENTIALS = ("535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
                    "535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp")
@@ -54,12 +67,45 @@ def pacific_date(at: float) -> str:
     return formatdate(at - 8 * 3600, localtime=False).replace("-0000", "-0800") + " (PST)"
 
 
-def gmail_id() -> str:
-    return (f"d9443c01a7336-{random_id(11, string.ascii_lowercase + string.digits)}"
-            f"sor{secrets.randbelow(10**7)}ad.{secrets.randbelow(99)}")
+def gmail_id(kind: str = "sor", at: float | None = None) -> str:
+    """Gmail's SMTP ids: ``d9443c01a7336-2949aada82fsi4765095ad.288.2025.10.24.21.54.52``
+    (``si`` on its MX, ``sm`` on smtp.gmail.com: the date is Pacific time)."""
+    base = (f"d9443c01a7336-{random_id(11, '0123456789abcdef')}"
+            f"{kind}{secrets.randbelow(10**7)}ad.{secrets.randbelow(300)}")
+    if at is None:
+        return base
+    return base + "." + time.strftime("%Y.%m.%d.%H.%M.%S", time.gmtime(at - 8 * 3600))
 
 
-def _spf_comment(v: Verdicts) -> str:
+def _b64(n: int) -> str:
+    return base64.b64encode(secrets.token_bytes(n)).decode()
+
+
+def internal_hop(at: float) -> str:
+    """The hop inside Gmail on top of every stored message (samples/real/cf-gmail-*)."""
+    return (f"Received: by 2002:a17:907:{random_id(4, '0123456789abcdef')}:b0:"
+            f"{random_id(3, '0123456789abcdef')}:{random_id(4, '0123456789abcdef')}:"
+            f"{random_id(4, '0123456789abcdef')} with SMTP id "
+            f"{random_id(2, string.ascii_lowercase)}"
+            f"{secrets.randbelow(99)}csp{secrets.randbelow(10**7)}ejc;\r\n        "
+            f"{pacific_date(at)}")
+
+
+def x_received(at: float) -> str:
+    """X-Received, its id ending in a millisecond Unix time (FACTS.md)."""
+    return (f"X-Received: by 2002:a17:90b:3ec3:b0:{random_id(3, '0123456789abcdef')} with SMTP "
+            f"id {random_id(6, string.ascii_lowercase)}mr{secrets.randbelow(10**8)}"
+            f"ad.{secrets.randbelow(99)}.{int(at * 1000)};\r\n        {pacific_date(at)}")
+
+
+def present_bottom_up(msg: bytes, signable: tuple[str, ...]) -> list[str]:
+    """The signable header names present in ``msg``, bottom-up, one per field
+    (how Gmail lists them in h=)."""
+    return [n.lower() for n in reversed(header_names(msg)) if n.lower() in signable]
+
+
+def spf_comment(v: Verdicts) -> str:
+    """Gmail's comment on its SPF result, in its words (FACTS.md)."""
     s = v.spf
     who = s.mail_from.lower() or f"postmaster@{s.domain}"
     if s.result == "pass":
@@ -101,6 +147,8 @@ def _arc_comment(raw: bytes) -> str:
             m = _AAR_RE.search(clause)
             if not m or m.group(1) in found:
                 continue
+            if m.group(1) == "spf" and "smtp.mailfrom=" not in clause:
+                continue  # Cloudflare's HELO clause: Gmail repeats the MAIL FROM one
             method, result = m.groups()
             dm = re.search(_AAR_DOMAIN[method], clause)
             domain = dm.group(1) if dm else ""
@@ -117,9 +165,10 @@ def results_clauses(v: Verdicts, arc_comment: str) -> list[str]:
         out.append(f"dkim={d.result}{reason} header.i=@{d.domain} header.s={d.selector} "
                    f"header.b={d.b}")
     if v.arc.result != "none":
-        comment = f" ({arc_comment})" if arc_comment and v.arc.result == "pass" else ""
+        comment = f" ({arc_comment})" if arc_comment and v.arc.result == "pass" else (
+            " (signature failed)" if v.arc.result == "fail" else "")  # FACTS.md
         out.append(f"arc={v.arc.result}{comment}")
-    out.append(f"spf={'neutral' if v.spf.result == 'none' else v.spf.result} {_spf_comment(v)} "
+    out.append(f"spf={'neutral' if v.spf.result == 'none' else v.spf.result} {spf_comment(v)} "
                f"smtp.mailfrom={_mailfrom(v.spf.mail_from)}")
     if v.dmarc is not None:
         m = v.dmarc
@@ -130,11 +179,17 @@ def results_clauses(v: Verdicts, arc_comment: str) -> list[str]:
 
 class Gmail:
     def __init__(self, ctx: Context, *, address: str, app_password: str,
-                 send_as: list[str]) -> None:
+                 send_as: list[str], signs_send_as: bool = True,
+                 default_from: str | None = None) -> None:
         self.ctx = ctx
         self.address = address
         self.app_password = app_password.replace(" ", "")
         self.send_as = {a.lower() for a in send_as}
+        # Both forms are seen in 2026 (FACTS.md): d=gmail.com and Sender:, or
+        # no DKIM-Signature at all. The fault sendas-unsigned forces the second.
+        self.signs_send_as = signs_send_as
+        # The account's default sending identity: where an unverified From goes.
+        self.default_from = (default_from or address).lower()
         self.sent_ids: set[str] = set()
         self.store = MailStore(hosts.GMAIL_IMAP, ctx.server_tls, special_use=FOLDERS,
                                refuse_login=lambda: ctx.faults.on("bad-app-password"),
@@ -205,12 +260,10 @@ class Gmail:
         if self.ctx.faults.on("imap-drop"):
             self.store.drop_connections()
         now = time.time()
-        stamped = prepend(
-            stamped,
-            f"X-Received: by 2002:a17:90b:3ec3:b0:{random_id(3, '0123456789abcdef')} with SMTP "
-            f"id {random_id(6, string.ascii_lowercase)}mr{secrets.randbelow(10**8)}"
-            f"ad.{secrets.randbelow(99)}.{int(now * 1000)};\r\n        {pacific_date(now)}")
-        stamped = prepend(stamped, f"Delivered-To: {rcpt}")
+        # Gmail's top, as in samples/real/cf-gmail-*.eml: Delivered-To, its
+        # internal hop, X-Google-Smtp-Source, X-Received, then the ARC set.
+        stamped = prepend(stamped, f"Delivered-To: {rcpt}", internal_hop(now),
+                          f"X-Google-Smtp-Source: AGHT+I{_b64(54)}", x_received(now))
         await self.store.append(self.address, folder, stamped)
         self.ctx.truth.record("stored", "gmail", message_id, rcpt, folder)
         return "250 2.0.0 OK " + str(int(now)) + " " + random_id(12) + " - gsmtp"
@@ -219,56 +272,129 @@ class Gmail:
                rcpt: str) -> bytes:
         now = time.time()
         clauses = results_clauses(v, _arc_comment(raw))
-        ar = "Authentication-Results: mx.google.com;\r\n       " + ";\r\n       ".join(clauses)
+        results = "mx.google.com;\r\n       " + ";\r\n       ".join(clauses)
         spf_word = "neutral" if v.spf.result == "none" else v.spf.result
         msg = prepend(
             raw,
             f"Return-Path: <{mail_from}>",
             f"Received: from {helo} ({helo}. [{ip}])\r\n        by mx.google.com with ESMTPS id "
-            f"{gmail_id()}\r\n        for <{rcpt}>\r\n        (version=TLS1_3 "
-            f"cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n        {pacific_date(now)}",
-            f"Received-SPF: {spf_word} {_spf_comment(v)} client-ip={ip};",
-            ar,
+            f"{gmail_id('si', now)}\r\n        for <{rcpt}>\r\n        (version=TLS1_3 "
+            f"cipher=TLS_AES_128_GCM_SHA256 bits=128/128);\r\n        {pacific_date(now)}",
+            f"Received-SPF: {spf_word} {spf_comment(v)} client-ip={ip};",
+            f"Authentication-Results: {results}",
         )
-        arc = dkim.arc_sign(msg, b"arc-20240605", b"google.com",
-                            self.ctx.keys.google_arc.private_pem, b"mx.google.com",
-                            timestamp=int(now))
-        # dkimpy returns the set as AAR, AMS, AS; Gmail shows the seal on top.
-        return b"".join(crlf(h) for h in reversed(arc)) + msg
+        return arc_seal(msg, results, v.arc.result, self.ctx.keys.google_arc.private_pem,
+                        int(now))
 
     # -- sending ---------------------------------------------------------------
+
+    @property
+    def signing(self) -> bool:
+        return self.signs_send_as and not self.ctx.faults.on("sendas-unsigned")
+
+    def verified(self, address: str) -> bool:
+        """Whether Gmail sends as ``address`` (a verified Send-mail-as address)."""
+        if address in (self.address, self.default_from):
+            return True
+        return address in self.send_as and not self.ctx.faults.on("sendas-unverified")
 
     async def submit(self, raw: bytes, rcpts: list[str], helo: str, ip: str) -> str:
         headers = BytesHeaderParser().parsebytes(raw)
         from_values = [str(v) for v in headers.get_all("From") or []]
         addresses = [a for _, a in getaddresses(from_values) if a]
         from_addr = addresses[0].lower() if addresses else self.address
-        if from_addr != self.address and (from_addr not in self.send_as
-                                          or self.ctx.faults.on("sendas-unverified")):
-            # Not a verified Send-mail-as address: Gmail sends as the account.
-            raw = replace_header(raw, "From", self.address,
+        signing = self.signing
+        rewritten = not self.verified(from_addr)
+        if rewritten:
+            # Not a verified Send-mail-as address: Gmail sends as the account's
+            # default identity (maybe another alias) and says so (FACTS.md).
+            raw = replace_header(raw, "From", self.default_from,
                                  add=f"X-Google-Original-From: {from_values[0]}")
+            from_addr = self.default_from
         if not headers.get("Message-ID"):
             raw = prepend(raw, f"Message-ID: {make_msgid(domain='mail.gmail.com')}")
         if not headers.get("Date"):
             raw = prepend(raw, f"Date: {formatdate(localtime=False)}")
+        if (rewritten or (signing and from_addr != self.address)) and not headers.get("Sender"):
+            # samples/real/sendas-2.eml: Sender: on top of the user's headers.
+            raw = prepend(raw, f"Sender: <{self.address}>")
         now = time.time()
-        raw = prepend(raw, f"Received: from {helo} ([{ip}])\r\n        by smtp.gmail.com with "
-                           f"ESMTPSA id {gmail_id()}\r\n        (version=TLS1_3 "
-                           f"cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n        "
-                           f"{pacific_date(now)}")
-        sig = await asyncio.to_thread(dkim.sign, raw, b"20230601", b"gmail.com",
-                                      self.ctx.keys.gmail.private_pem,
-                                      include_headers=GMAIL_SIGNED,
-                                      canonicalize=(b"relaxed", b"relaxed"))
-        raw = crlf(sig) + raw
+        raw = prepend(
+            raw,
+            f"X-Google-Smtp-Source: AGHT+I{_b64(66)}",
+            x_received(now),
+            f"Received: from {helo} ([{ip}])\r\n        by smtp.gmail.com with ESMTPSA id "
+            f"{gmail_id('sm', now)}\r\n        (version=TLS1_3 "
+            f"cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n        {pacific_date(now)}")
+        raw = prepend(raw, f"X-Gm-Message-State: AOJu0Y{_b64(57)}")
+        raw = await asyncio.to_thread(self._sign, raw, rcpts, int(now), signing)
         message_id = message_id_of(raw)
         self.sent_ids.add(message_id)
         await self.store.append(self.address, SENT, raw, flags=["\\Seen"])
         self.ctx.truth.record("submitted", "gmail", message_id, ",".join(rcpts))
+        # The hop out of Gmail, on top of what the receiver gets.
+        for_rcpt = f"\r\n        for <{rcpts[0]}>" if len(rcpts) == 1 else ""
+        raw = prepend(raw, f"Received: by {hosts.GMAIL_EGRESS_NAME} with SMTP id "
+                           f"{gmail_id('so')}{for_rcpt};\r\n        {pacific_date(now)}")
         # Gmail's envelope sender is always the account (FACTS.md).
         self.outbox.submit(self.address, rcpts, raw)
-        return f"250 2.0.0 OK  {int(now)} {gmail_id()} - gsmtp"
+        return f"250 2.0.0 OK  {int(now)} {gmail_id('sm')} - gsmtp"
+
+    def _sign(self, raw: bytes, rcpts: list[str], now: int, signing: bool) -> bytes:
+        """X-Google-DKIM-Signature (d=1e100.net) always; DKIM-Signature
+        (d=gmail.com, ``sender`` in h=) only in the signed form. Nobody checks
+        the 1e100.net one, so its b= is random bytes of the right length."""
+        present = present_bottom_up(raw, GMAIL_SIGNABLE)
+        tags = [("v", "1"), ("a", "rsa-sha256"), ("c", "relaxed/relaxed"), ("d", "1e100.net"),
+                ("s", "20230601"), ("t", str(now)), ("x", str(now + WEEK)),
+                ("h", ":".join([*present, "x-gm-message-state", *GMAIL_FROZEN])),
+                ("bh", body_hash(raw))]
+        sig = _b64(256)
+        x_google = (fold_tags("X-Google-DKIM-Signature", tags, GMAIL_INDENT) + "\r\n"
+                    + GMAIL_INDENT + "b=" + ("\r\n" + GMAIL_INDENT + " ").join(
+                        sig[i:i + 70] for i in range(0, len(sig), 70)))
+        raw = prepend(raw, x_google)
+        if not signing:
+            return raw
+        names = [*present, *GMAIL_FROZEN]
+        darn = rcpts[0].rpartition("@")[2] if rcpts else ""
+        return signature(raw, "DKIM-Signature", [
+            ("v", "1"), ("a", "rsa-sha256"), ("c", "relaxed/relaxed"), ("d", "gmail.com"),
+            ("s", "20230601"), ("t", str(now)), ("x", str(now + WEEK)),
+            *([("darn", darn)] if darn else []), ("h", ":".join(names)), ("bh", "")],
+            names, self.ctx.keys.gmail.private_pem, indent=GMAIL_INDENT) + raw
+
+
+def arc_seal(msg: bytes, results: str, cv: str, key_pem: bytes, now: int) -> bytes:
+    """Gmail's ARC set on receipt (samples/real/cf-gmail-*.eml): ARC-Seal,
+    ARC-Message-Signature, ARC-Authentication-Results on top, the AAR word for
+    word its AR; instance one above the highest already there."""
+    instances = [int(m) for m in re.findall(rb"(?im)^arc-seal:[^\r\n]*?\bi=(\d+)", msg)]
+    instance = max(instances, default=0) + 1
+    cv = {"pass": "pass", "fail": "fail"}.get(cv, "none") if instance > 1 else "none"
+    aar = f"ARC-Authentication-Results: i={instance}; {results}\r\n".encode()
+    names = present_bottom_up(msg, GMAIL_ARC_SIGNABLE)
+    ams = signature(aar + msg, "ARC-Message-Signature", [
+        ("i", str(instance)), ("a", "rsa-sha256"), ("c", "relaxed/relaxed"), ("d", "google.com"),
+        ("s", "arc-20240605"), ("h", ":".join(names)), ("bh", "")], names, key_pem,
+        indent=GMAIL_INDENT)
+    # The seal covers every earlier set in order (RFC 8617 §5.1.1), only its own
+    # when the chain failed.
+    sealed: list[str] = []
+    base = msg
+    if cv == "fail":
+        base = replace_header(replace_header(replace_header(
+            msg, "ARC-Seal", None), "ARC-Message-Signature", None),
+            "ARC-Authentication-Results", None)
+    else:
+        sealed = ["arc-authentication-results", "arc-message-signature",
+                  "arc-seal"] * (instance - 1)
+    seal = signature(ams + aar + base, "ARC-Seal", [
+        ("i", str(instance)), ("a", "rsa-sha256"), ("t", str(now)), ("cv", cv),
+        ("d", "google.com"), ("s", "arc-20240605")],
+        [*sealed, "arc-authentication-results", "arc-message-signature"], key_pem,
+        indent=GMAIL_INDENT)
+    return seal + ams + aar + msg
 
 
 class _MxHandler:

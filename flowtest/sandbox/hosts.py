@@ -13,6 +13,8 @@ DNS = "127.0.0.2"
 
 CF_MX = "127.0.1.1"         # route{1,2,3}.mx.cloudflare.net (and the legacy names)
 CF_EGRESS = "127.0.1.8"     # i-xx.cloudflare-email.net, the forwarder's source address
+# Its forwarding hosts vary per message (104.30.8-10.x in real samples).
+CF_EGRESS_ADDRESSES = ("127.0.1.8", "127.0.1.9", "127.0.1.10")
 CF_NET = "127.0.1.0/24"     # stands in for Cloudflare's 104.30.0.0/20
 
 GMAIL_MX = "127.0.2.1"      # gmail-smtp-in.l.google.com

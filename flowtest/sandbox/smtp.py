@@ -185,7 +185,10 @@ class Relay:
             out.extend((name, r.address) for r in a)
         return out
 
-    async def send(self, mail_from: str, rcpt: str, data: bytes) -> Reply:
+    async def send(self, mail_from: str, rcpt: str, data: bytes, *, helo: str | None = None,
+                   source: str | None = None) -> Reply:
+        """Deliver one copy; ``helo``/``source`` override the host's own (a
+        provider with many outbound hosts, such as Cloudflare)."""
         domain = rcpt.rpartition("@")[2]
         try:
             hosts = await self.mx_hosts(domain)
@@ -203,7 +206,8 @@ class Relay:
             if port is None:
                 last = Reply(451, f"4.4.1 connection to {name} [{address}] refused")
                 continue
-            reply = await self._send_to(name, address, port, mail_from, rcpt, data)
+            reply = await self._send_to(name, address, port, mail_from, rcpt, data,
+                                        helo or self.helo, source or self.source)
             reply = Reply(reply.code, reply.text, name)
             if reply.code < 400 or reply.code >= 500 or reply.code not in (421, 451, 452):
                 return reply
@@ -211,12 +215,12 @@ class Relay:
         return last
 
     async def _send_to(self, name: str, address: str, port: int, mail_from: str, rcpt: str,
-                       data: bytes) -> Reply:
+                       data: bytes, helo: str, source: str) -> Reply:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
-            sock.bind((self.source, 0))
+            sock.bind((source, 0))
             await asyncio.wait_for(loop.sock_connect(sock, (address, port)), 5)
         except (OSError, TimeoutError) as exc:
             sock.close()
@@ -224,7 +228,7 @@ class Relay:
         except BaseException:  # cancelled while connecting (the world is stopping)
             sock.close()
             raise
-        client = aiosmtplib.SMTP(sock=sock, hostname=name, local_hostname=self.helo,
+        client = aiosmtplib.SMTP(sock=sock, hostname=name, local_hostname=helo,
                                  tls_context=self.tls, start_tls=True, timeout=30)
         transport: asyncio.BaseTransport | None = None
         try:

@@ -59,6 +59,8 @@ class World:
         catch_all: bool = False,
         external_style: str = "custom",
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
+        gmail_signs_send_as: bool = True,
+        gmail_default_from: str | None = None,
     ) -> None:
         self.names = Names(domain=domain, external=external_domain)
         self.aliases = [a if "@" in a else f"{a}@{domain}" for a in aliases]
@@ -75,6 +77,11 @@ class World:
             raise SandboxError(f"unknown style {external_style!r}; known: {', '.join(STYLES)}")
         self.external_style = external_style
         self.retry_delays = retry_delays
+        # Gmail send-as with d=gmail.com and Sender: (the default), or unsigned;
+        # both are seen in 2026 (FACTS.md). The fault sendas-unsigned forces the latter.
+        self.gmail_signs_send_as = gmail_signs_send_as
+        # The account's default sending identity (None: the Gmail address).
+        self.gmail_default_from = gmail_default_from
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
         self.routing = Routing(domain)
@@ -128,7 +135,9 @@ class World:
             self.routing.catch_all = Rule("forward", self.gmail_address)
         self.cloudflare = Cloudflare(self.ctx, self.routing)
         self.gmail = Gmail(self.ctx, address=self.gmail_address,
-                           app_password=self.gmail_app_password, send_as=self.aliases)
+                           app_password=self.gmail_app_password, send_as=self.aliases,
+                           signs_send_as=self.gmail_signs_send_as,
+                           default_from=self.gmail_default_from)
         self.external = External(self.ctx, address=self.probe_address,
                                  password=self.probe_password, style=self.external_style)
         self.icloud = ICloud(self.ctx)

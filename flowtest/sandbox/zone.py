@@ -69,6 +69,8 @@ def build(names: Names, keys: Keyring, faults: Faults,
     _add(r, e, "TXT", txt_rdata(f"v=spf1 ip4:{hosts.EXT_NET} -all"))
     _add(r, f"_dmarc.{e}", "TXT", txt_rdata("v=DMARC1; p=quarantine"))
     _add(r, f"s1._domainkey.{e}", "TXT", txt_rdata(keys.external.txt))
+    # The key the external provider seals ARC with when it plays Fastmail.
+    _add(r, "fm2._domainkey.messagingengine.com", "TXT", txt_rdata(keys.external.txt))
     _add(r, names.ext_smtp, "A", hosts.EXT_SMTP)
     _add(r, names.ext_mx, "A", hosts.EXT_MX)
     _add(r, names.ext_imap, "A", hosts.EXT_IMAP)
