@@ -108,10 +108,7 @@ def test_dmarc_records_and_strict_alignment() -> None:
     assert parse_record("v=DMARC1; p=bogus").policy == ""
 
 
-@pytest.mark.parametrize("style", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=False, reason="reader fixed in branch readers"))
-    if s in ("outlook", "icloud", "163") else s
-    for s in ["gmail", "outlook", "icloud", "qq", "163", "fastmail", "yahoo"]])
+@pytest.mark.parametrize("style", ["gmail", "outlook", "icloud", "qq", "163", "fastmail", "yahoo"])
 def test_each_provider_profiles_authentication_results(flowtest_keys: object,
                                                        style: str) -> None:
     # The sandbox's external provider writes its headers the way the profile's
@@ -126,5 +123,9 @@ def test_each_provider_profiles_authentication_results(flowtest_keys: object,
     assert a is not None and a.found, (style, r.diagnosis)
     assert (a.spf.result, a.spf.domain) == ("pass", "gmail.com"), style
     assert (a.dkim.result, a.dkim.domain) == ("pass", "gmail.com"), style
-    assert (a.dmarc.result, a.dmarc.domain) == ("fail", "example.me"), style
+    # NetEase writes no dmarc clause at all (samples/real/netease-ar.eml).
+    if style == "163":
+        assert a.dmarc.result == "none"
+    else:
+        assert (a.dmarc.result, a.dmarc.domain) == ("fail", "example.me"), style
     assert r.verdict == "warn"

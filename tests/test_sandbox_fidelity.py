@@ -215,7 +215,6 @@ def test_cloudflare_helo_pass_and_mail_from_fail(world: World) -> None:
     assert spf == ["spf=pass", "spf=fail"]
 
 
-@pytest.mark.xfail(strict=False, reason="reader fixed in branch readers")
 def test_flowtest_reads_cloudflare_mail_from_clause_not_helo(world: World) -> None:
     world.dns_extra[("out.sender.example", "TXT")] = [txt_rdata("v=spf1 a -all")]
     world.dns_extra[("sender.example", "TXT")] = [txt_rdata("v=spf1 -all")]
@@ -300,8 +299,6 @@ def test_cloudflare_and_gmail_headers_in_the_real_order(world: World) -> None:
 # -- the probe provider's side: each profile's real form and position -----------
 
 STYLES = ["custom", "gmail", "outlook", "icloud", "fastmail", "yahoo", "qq", "163"]
-# The reader of the main branch cannot read these forms yet (issue 13).
-NOT_YET_READ = {"outlook", "icloud", "163"}
 
 
 @pytest.fixture(scope="module")
@@ -407,10 +404,7 @@ def test_style_163(styled: dict[str, tuple[bytes, Any]]) -> None:
     assert "smtp.mail=" in ar and "smtp.mailfrom" not in ar and "dmarc" not in ar
 
 
-@pytest.mark.parametrize("style", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=False,
-                                            reason="reader fixed in branch readers"))
-    if s in NOT_YET_READ else s for s in STYLES])
+@pytest.mark.parametrize("style", STYLES)
 def test_flowtest_reads_each_style(styled: dict[str, tuple[bytes, Any]], style: str) -> None:
     raw, config = styled[style]
     probe = config.probe
