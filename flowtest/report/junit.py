@@ -24,12 +24,15 @@ def build(report: dict[str, Any]) -> bytes:
                              name=p["alias"],
                              time=f"{p['latency_s'] or 0:.3f}")
         text = "\n".join(p["diagnosis"])
+        # The headline's code as the failure's type: CI tools group on it.
+        codes = [f["code"] for f in p.get("findings", ())]
+        kind = {"type": codes[0]} if codes else {}
         if p["verdict"] == "fail":
             ET.SubElement(case, "failure", message=p["diagnosis"][0] if p["diagnosis"]
-                          else "failed").text = text
+                          else "failed", **kind).text = text
         elif p["verdict"] == "error":
             ET.SubElement(case, "error", message=p["diagnosis"][0] if p["diagnosis"]
-                          else "error").text = text
+                          else "error", **kind).text = text
         ET.SubElement(case, "system-out").text = text
     for f in dns:
         case = ET.SubElement(suite, "testcase", classname="flowtest.dns", name=f["code"])
