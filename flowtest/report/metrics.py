@@ -26,9 +26,9 @@ def nagios(report: dict[str, Any], *, warn_s: float, crit_s: float) -> tuple[int
     if bad:
         first = bad[0]
         codes = [f["code"] for f in first.get("findings", ())]
-        code = f"{codes[0]}: " if codes else ""
+        headline = f"{codes[0]}: " if codes else ""
         summary = (f"{len(bad)}/{len(probes)} probes not passing; {first['leg']} {first['alias']}: "
-                   f"{code}"
+                   f"{headline}"
                    f"{first['diagnosis'][0] if first['diagnosis'] else first['verdict']}")
     elif dns_bad:
         summary = f"DNS: {dns_bad[0]['code']}: {dns_bad[0]['message']}"
