@@ -5,6 +5,7 @@ codes, never on wording."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -15,7 +16,9 @@ import jsonschema
 import pytest
 
 from flowtest.errors import AuthError, FlowtestError, TLSError, TransportError
-from flowtest.flows.common import error_code, error_result
+from flowtest.flows import inbound as inbound_leg
+from flowtest.flows import outbound as outbound_leg
+from flowtest.flows.common import Options, error_code, error_result
 from flowtest.flows.outbound import gmail_signed
 from flowtest.mail import relay
 from flowtest.mail.bounce import Bounce
@@ -29,10 +32,12 @@ from flowtest.mail.judge import (
     verdict_of,
 )
 from flowtest.model import AuthVerdict, Diagnosis, MethodResult, ProbeResult, Thresholds
+from flowtest.sandbox import World
 
 ROOT = Path(__file__).parent.parent
 T = Thresholds(latency_warn_s=5.0, latency_fail_s=15.0)
 CF_MX = "route1.mx.cloudflare.net"
+FAST = Options(poll_s=0.5, settle_s=0.5)
 
 GMAIL_AUTH = AuthVerdict(
     "mx.google.com", found=True, spf=MethodResult("pass", "example.me"),
@@ -402,3 +407,70 @@ def test_error_codes_come_from_the_errors_class() -> None:
     assert error_code(TransportError("x", endpoint="e", code=550)) == "SERVER_REFUSED"
     assert error_code(TransportError("x", endpoint="e")) == "SERVER_UNREACHABLE"
     assert error_code(ValueError("x")) == "NOT_TESTED"
+
+
+# -- the fault matrix, by code ----------------------------------------------
+# tests/test_fault_matrix.py asserts the verdicts; this asserts the problem
+# codes (every finding that is not a note) of each leg under the same faults.
+# check_matrix_codes() is what that test can call to do both in one run.
+
+SENDAS = ("SENDAS_DMARC_FAIL", "SENDAS_FIXES")
+MATRIX_CODES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
+    (): ((), SENDAS),
+    ("forward-drop",): (("INBOUND_LOST",), SENDAS),
+    ("forward-delay=2",): (("LATE",), SENDAS),
+    ("no-rule",): (("NO_ROUTING_RULE",), SENDAS),
+    ("spam",): (("SPAM_FOLDER",), SENDAS),
+    ("mx-icloud",): (("MX_FOREIGN",), SENDAS),
+    ("spf-duplicate",): (("FORWARD_SPF_ERROR",), SENDAS),
+    ("dkim-missing",): (("CLOUDFLARE_DKIM_FAIL",), SENDAS),
+    ("dmarc-reject",): ((), ("SENDAS_DMARC_REJECTED", "SENDAS_FIXES")),
+    ("sendas-unverified",): ((), ("SENDAS_FROM_REWRITTEN", "SENDAS_SETUP_MISTAKES")),
+    ("bad-app-password",): (("LOGIN_REFUSED",), ("LOGIN_REFUSED",)),
+    ("gmail-tempfail",): (("GMAIL_TEMPFAIL", "INBOUND_TIMEOUT"), SENDAS),
+    ("body-modified",): (("ALTERED_IN_TRANSIT",), SENDAS),
+    ("imap-drop",): (("IMAP_RECONNECTED",), SENDAS),
+    ("spoofed-ar",): (("FORGED_AR_IGNORED",), SENDAS),
+    ("duplicate",): (("DUPLICATE_DELIVERY",), SENDAS),
+    ("gmail-send-limit",): ((), ("GMAIL_SEND_LIMIT",)),
+    ("spoofed-ar", "spam"): (("SPAM_FOLDER", "FORGED_AR_IGNORED"), SENDAS),
+    ("imap-drop", "duplicate"): (("DUPLICATE_DELIVERY", "IMAP_RECONNECTED"), SENDAS),
+    ("dkim-missing", "dmarc-reject"): (("CLOUDFLARE_DKIM_FAIL",),
+                                       ("SENDAS_DMARC_REJECTED", "SENDAS_FIXES")),
+    ("body-modified", "spam"): (("SPAM_FOLDER", "ALTERED_IN_TRANSIT"), SENDAS),
+    ("mx-icloud", "sendas-unverified"): (("MX_FOREIGN",),
+                                         ("SENDAS_FROM_REWRITTEN", "SENDAS_SETUP_MISTAKES")),
+}
+
+
+def problems(r: ProbeResult) -> tuple[str, ...]:
+    return tuple(f.code for f in r.findings if f.verdict != "pass")
+
+
+def check_matrix_codes(faults: tuple[str, ...], inb: ProbeResult, out: ProbeResult) -> None:
+    assert (problems(inb), problems(out)) == MATRIX_CODES[faults], (inb.diagnosis,
+                                                                    out.diagnosis)
+
+
+def test_the_code_matrix_follows_the_fault_matrix() -> None:
+    from tests.test_fault_matrix import MATRIX
+    assert set(MATRIX_CODES) == set(MATRIX)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faults", list(MATRIX_CODES),
+                         ids=["+".join(f) or "healthy" for f in MATRIX_CODES])
+def test_fault_matrix_codes(world: World, faults: tuple[str, ...]) -> None:
+    for spec in faults:
+        world.set_fault(spec)
+    config = world.config()
+    # The fault matrix's settings; forward-delay=2 is over the 1.5 s threshold
+    # by the sandbox's own delay, whatever the machine's speed.
+    config = dataclasses.replace(
+        config, timeouts=dataclasses.replace(config.timeouts, delivery_s=4.0),
+        thresholds=dataclasses.replace(config.thresholds, latency_warn_s=0.8,
+                                       latency_fail_s=1.5))
+    aliases = config.aliases[:1]
+    [inb] = asyncio.run(inbound_leg.run(config, aliases=aliases, options=FAST))
+    [out] = asyncio.run(outbound_leg.run(config, aliases=aliases, options=FAST))
+    check_matrix_codes(faults, inb, out)
