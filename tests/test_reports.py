@@ -122,7 +122,7 @@ def test_codes_reach_every_output(tmp_path: Path, capsys: pytest.CaptureFixture[
     report = json.loads((folder / "report.json").read_text())
     jsonschema.Draft202012Validator(SCHEMA).validate(report)
     [probe] = report["probes"]
-    assert [f["code"] for f in probe["findings"]][0] == "SPAM_FOLDER"
+    assert probe["findings"][0]["code"] == "SPAM_FOLDER"
     assert [f["message"] for f in probe["findings"]] == probe["diagnosis"]
     assert probe["relay_auth"]["found"] and probe["relay_auth"]["dmarc"]["result"] == "pass"
     assert "SPAM_FOLDER" in capsys.readouterr().out       # the terminal summary
