@@ -341,7 +341,12 @@ def test_the_receivers_own_disposition_decides_the_consequence() -> None:
     assert dmarc.verdict == "fail" and "dis=quarantine" in dmarc.text
     [relaxed] = [f for f in outbound(dmarc_policy="quarantine", auth=dataclasses.replace(
         RECEIVER_AUTH, dmarc_disposition="none")) if f.code == "SENDAS_DMARC_FAIL"]
-    assert relaxed.verdict == "warn" and "dis=none under p=quarantine" in relaxed.text
+    # A lenient receiver does not make a strict policy harmless elsewhere.
+    assert relaxed.verdict == "fail" and "dis=none under p=quarantine" in relaxed.text
+    assert "Other receivers follow p=quarantine" in relaxed.text
+    [lenient] = [f for f in outbound(auth=dataclasses.replace(
+        RECEIVER_AUTH, dmarc_disposition="none")) if f.code == "SENDAS_DMARC_FAIL"]
+    assert lenient.verdict == "warn" and "dis=none under p=none" in lenient.text
 
 
 def test_signed_and_unsigned_send_as_are_told_apart() -> None:

@@ -380,13 +380,19 @@ def _consequence(facts: OutboundFacts, auth: AuthVerdict) -> tuple[str, bool]:
     a failure (spam or refusal)."""
     dis = auth.dmarc_disposition
     policy = facts.dmarc_policy or auth.dmarc_policy
+    strict = policy in ("quarantine", "reject")
     if dis:
         words = {"none": "it applied no action, so the message is delivered (maybe shown "
                          "'via gmail.com')",
                  "quarantine": "it quarantined the message: spam folder",
                  "reject": "it would refuse the message"}.get(dis, "see its header")
         under = f" under p={policy}" if policy else ""
-        return f"The receiver says dis={dis}{under}: {words}.", dis in ("quarantine", "reject")
+        text = f"The receiver says dis={dis}{under}: {words}."
+        if strict and dis == "none":
+            # This receiver was lenient (a local override); others follow the policy.
+            text += (f" Other receivers follow p={policy}: "
+                     + ("spam folder." if policy == "quarantine" else "refused."))
+        return text, strict or dis in ("quarantine", "reject")
     if facts.dmarc_record == "unknown" and not policy:
         return ("Which DMARC policy receivers apply is unknown: the lookup of the domain's "
                 "record failed."), False
@@ -403,7 +409,9 @@ def _consequence(facts: OutboundFacts, auth: AuthVerdict) -> tuple[str, bool]:
 def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> list[Diagnosis]:
     """What receivers conclude about mail sent as the alias through Gmail."""
     domain = _domain(facts.alias)
-    fixes_text = ("Fixes: keep p=none on the domain, or send through an SMTP server that signs "
+    policy_now = facts.dmarc_policy or (facts.auth.dmarc_policy if facts.auth else "")
+    keep = "keep p=none" if policy_now in ("", "none") else f"relax p={policy_now} to p=none"
+    fixes_text = (f"Fixes: {keep} on the domain, or send through an SMTP server that signs "
                   f"DKIM with d={domain} (Cloudflare Email Sending or a mail relay).")
     lookup = _dmarc_lookup_failed(facts)
     if not facts.folder_roles:
@@ -462,11 +470,12 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> list[Diagnos
             "The receiver's Authentication-Results header is missing or untrusted, so its "
             "verdicts could not be read.")))
     else:
-        dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain})) or "none"
+        dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain}))
         aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
         notes.append(finding("RECEIVER_VERDICT", "pass", (
-            f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM {auth.dkim.result} for "
-            f"{dkim_domains}; aligned with the From domain: {', '.join(aligned) or 'neither'}; "
+            f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM {auth.dkim.result}"
+            + (f" for {dkim_domains}" if dkim_domains else "")
+            + f"; aligned with the From domain: {', '.join(aligned) or 'neither'}; "
             f"DMARC {auth.dmarc.result}.")))
         if auth.dmarc.result != "pass" and not rewritten:
             consequence, harmful = _consequence(facts, auth)
