@@ -139,17 +139,22 @@ class ProbeResult:
     sent_at: float | None = None
     seen_at: float | None = None
     smtp_timings: dict[str, float] = field(default_factory=dict)
-    # The diagnosis with its codes. Give either: the sentences follow the
-    # findings; sentences given alone get NOT_TESTED (error) or NOTE codes.
+    # The diagnosis with its codes, one per sentence. Give the findings and
+    # the sentences follow. Code that gives only sentences (or replaces only
+    # them) keeps working: a sentence with no finding of its own gets the code
+    # NOT_TESTED (error results) or NOTE.
     findings: tuple[Diagnosis, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.findings and not self.diagnosis:
-            object.__setattr__(self, "diagnosis", tuple(f.text for f in self.findings))
-        elif self.diagnosis and not self.findings:
-            code = "NOT_TESTED" if self.verdict == "error" else "NOTE"
+        texts = tuple(f.text for f in self.findings)
+        if not self.diagnosis:
+            object.__setattr__(self, "diagnosis", texts)
+        elif self.diagnosis != texts:
+            known = {f.text: f for f in self.findings}
+            code, verdict = (("NOT_TESTED", "error") if self.verdict == "error"
+                             else ("NOTE", "pass"))
             object.__setattr__(self, "findings", tuple(
-                Diagnosis(code, s, "error" if self.verdict == "error" else "pass")
+                known.get(s) or Diagnosis(code, s, verdict)  # type: ignore[arg-type]
                 for s in self.diagnosis))
 
     @property

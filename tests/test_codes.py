@@ -297,6 +297,12 @@ def test_sentences_and_findings_stay_one_list() -> None:
     jsonschema.Draft202012Validator(probe_schema).validate(data)
     with_relay = dataclasses.replace(r, relay_auth=CLOUDFLARE_AUTH).to_json()
     jsonschema.Draft202012Validator(probe_schema).validate(with_relay)
+    # Code that knows only sentences (and replaces only them) keeps every
+    # sentence coded: known ones keep their code, a new one gets NOTE.
+    added = dataclasses.replace(r, diagnosis=(*r.diagnosis, "Interrupted."))
+    assert added.codes == ("SLOW", "NOTE") and added.diagnosis[-1] == "Interrupted."
+    failed = dataclasses.replace(r, verdict="error", diagnosis=("Stopped.",))
+    assert [(f.code, f.verdict) for f in failed.findings] == [("NOT_TESTED", "error")]
 
 
 # -- issue 14 item 6: the right party blamed --------------------------------

@@ -118,10 +118,11 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
         refused = judge.submission_refused(
             config.gmail.address, str(receipt),
             otherwise="GMAIL_SEND_REFUSED" if code == "SERVER_REFUSED" else code)
-        result = error_result("outbound", alias.address, p.token, refused.text,
-                              code=refused.code)
-        return dataclasses.replace(result, verdict=refused.verdict, findings=tuple(
-            dataclasses.replace(f, verdict=refused.verdict) for f in result.findings))
+        # Gmail's daily limit is a finding about the mail path (fail), not an error.
+        return ProbeResult(leg="outbound", alias=alias.address, token=p.token,
+                           verdict=refused.verdict, delivered=False, folder=None,
+                           latency_s=None, findings=(dataclasses.replace(
+                               refused, text=redact(refused.text)),))
     w = await wait_for_probe(p.token, alias.address, target=receiver, reports=gmail,
                              accepted_at=receipt.accepted_at, timeout=config.timeouts.delivery_s,
                              settle_s=opts.settle_s, progress=progress)
