@@ -12,6 +12,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesHeaderParser
 
 from flowtest import config as cfg
@@ -59,16 +60,20 @@ async def dmarc_record(client: DnsClient, domain: str) -> DmarcLookup:
     return DmarcLookup("absent")
 
 
-def gmail_signed(raw: bytes) -> bool:
+_GMAIL_D_RE = re.compile(r"(?:^|;)\s*d\s*=\s*gmail\.com\s*(?:;|$)", re.IGNORECASE)
+
+
+def gmail_signed(raw: bytes | Message) -> bool:
     """Whether Gmail signed the message: a DKIM-Signature with d=gmail.com.
     Gmail's send-as mail comes in both forms (FACTS.md); X-Google-DKIM-Signature
-    (d=1e100.net) is not a signature any receiver checks."""
+    (d=1e100.net) is not a signature any receiver checks. Takes the raw
+    message or its already parsed headers."""
     try:
-        values = BytesHeaderParser().parsebytes(raw).get_all("DKIM-Signature") or []
+        headers = BytesHeaderParser().parsebytes(raw) if isinstance(raw, bytes) else raw
+        values = headers.get_all("DKIM-Signature") or []
     except Exception:  # hostile input must not crash a reader
         return False
-    return any(re.search(r"(?:^|;)\s*d\s*=\s*gmail\.com\s*(?:;|$)", " ".join(str(v).split()),
-                         re.IGNORECASE) for v in values)
+    return any(_GMAIL_D_RE.search(" ".join(str(v).split())) for v in values)
 
 
 async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
@@ -146,7 +151,7 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
         waited_s=w.waited_s,
         expect_dmarc_pass=expect_dmarc_pass,
         sender_header=str(headers.get("Sender", "")) if headers else "",
-        gmail_signed=gmail_signed(arrival.raw) if arrival else None,
+        gmail_signed=gmail_signed(headers) if headers else None,
         dmarc_record=lookup.state, dmarc_detail=lookup.detail)
     findings = judge.judge_outbound(facts, config.thresholds)
     verdict = judge.verdict_of(findings)
