@@ -485,3 +485,16 @@ def test_fault_matrix_codes(world: World, faults: tuple[str, ...]) -> None:
     [inb] = asyncio.run(inbound_leg.run(config, aliases=aliases, options=FAST))
     [out] = asyncio.run(outbound_leg.run(config, aliases=aliases, options=FAST))
     check_matrix_codes(faults, inb, out)
+
+
+def test_a_hostile_bounce_is_quoted_inert_and_bounded() -> None:
+    raw = (b"Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+           b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+           b"Reporting-MTA: dns; smtp.sender.example\r\n\r\nAction: failed\r\n"
+           b"Remote-MTA: dns; evil\x1b[2J.example [/] extra words\r\nStatus: 5.7.1\r\n"
+           b"Diagnostic-Code: smtp; 550 5.7.1 \x1b[31m" + b"x" * 10_000 + b"\r\n--B--\r\n")
+    from flowtest.mail.bounce import parse
+    b = parse(raw)
+    assert b is not None and b.remote_mta == "evil?[2j.example"
+    [d] = inbound(folder_roles=(), bounces=(b,))
+    assert d.code == "BOUNCED" and "\x1b" not in d.text and len(d.text) < 600

@@ -147,3 +147,21 @@ def test_the_table_prints_untrusted_text_as_text() -> None:
     table.render(console, [r], title=hostile)
     text = console.export_text()
     assert "BOUNCED The probe bounced: [/] [link=http://x]click[/link]" in text
+
+
+def test_control_characters_stay_inert_in_junit_and_the_table() -> None:
+    from rich.console import Console
+
+    from flowtest.model import Diagnosis, ProbeResult
+    from flowtest.report import junit, table
+    nasty = "550 5.7.1 \x1b[31mred\x07\x00 <b>&"
+    r = ProbeResult("inbound", "a\x1b]8;;http://x\x1b\\@example.me", "ft-x", "fail", False,
+                    None, None, findings=(Diagnosis("BOUNCED", nasty, "fail"),))
+    report = {"started_at": "2026-01-01T00:00:00Z", "probes": [r.to_json()], "dns": []}
+    suite = ET.fromstring(junit.build(report))  # well-formed XML
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("type") == "BOUNCED"
+    assert "<b>&" in (failure.text or "") and "\x1b" not in (failure.text or "")
+    console = Console(record=True, width=200)
+    table.render(console, [r], title="t")
+    assert "\x1b" not in console.export_text() and "\x07" not in console.export_text()

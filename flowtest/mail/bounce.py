@@ -55,10 +55,12 @@ def parse(raw: bytes) -> Bounce | None:
 
 
 def _mta(value: str) -> str:
-    """``dns; host`` -> ``host`` (RFC 3464 §2.2.2, §2.3.5)."""
+    """``dns; host`` -> ``host`` (RFC 3464 §2.2.2, §2.3.5). A host name has no
+    spaces or control characters; anything else in a hostile report is cut."""
     if ";" in value:
         value = value.split(";", 1)[1]
-    return value.strip().lower().rstrip(".")
+    host = value.strip().split()[0] if value.strip() else ""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", host)[:255].lower().rstrip(".")
 
 
 _QUOTED_TOKEN_RE = re.compile(rb"X-Flowtest-Probe:\s*(ft-[0-9A-Za-z-]+)", re.IGNORECASE)

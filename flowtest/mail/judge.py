@@ -1,9 +1,8 @@
 """Turning what was observed into a verdict and sentences a person can act on.
 
 Every sentence comes as a :class:`~flowtest.model.Diagnosis` with a stable
-upper-case code (``CODES`` below; docs/verdicts.md says what each means and
-how to fix it), so scripts, notifications and translations key on the code,
-never on the wording.
+upper-case code from :mod:`flowtest.mail.codes`, so scripts, notifications
+and translations key on the code, never on the wording.
 """
 
 from __future__ import annotations
@@ -13,89 +12,26 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flowtest.mail.bounce import Bounce
-from flowtest.model import AuthVerdict, Diagnosis, Thresholds, Verdict, worst
+from flowtest.mail.codes import CODES, finding, verdict_of
+from flowtest.model import AuthVerdict, Diagnosis, Thresholds, Verdict
 
-# Every code a probe's diagnosis can carry, with its one-line meaning.
-CODES: dict[str, str] = {
-    # inbound, delivered
-    "INBOUND_DELIVERED": "the probe reached the Gmail inbox",
-    "SPAM_FOLDER": "the probe reached Gmail's Spam folder",
-    "DUPLICATE_DELIVERY": "the probe arrived more than once",
-    "ALTERED_IN_TRANSIT": "the content changed on the way",
-    "GMAIL_AR_MISSING": "Gmail's own Authentication-Results header is missing",
-    "FORGED_AR_IGNORED": "headers claiming Gmail's authserv-id were forged and ignored",
-    "CLOUDFLARE_DKIM_FAIL": "Cloudflare's DKIM signature for the domain did not verify",
-    "FORWARD_SPF_FAIL": "SPF of the forwarded copy did not pass and ARC did not vouch",
-    "FORWARD_SPF_ERROR": "SPF of the domain could not be evaluated (permerror, temperror)",
-    "IMAP_RECONNECTED": "the IMAP connection dropped during the run",
-    "CLOUDFLARE_VERDICT": "what Cloudflare concluded on arrival (note)",
-    "CLOUDFLARE_VERDICT_MISSING": "the message carries no verdict of Cloudflare's (note)",
-    "CLOUDFLARE_SAW_SPF_FAIL": "Cloudflare saw SPF fail for the probe's sender",
-    "CLOUDFLARE_SAW_DMARC_FAIL": "Cloudflare saw DMARC fail for the probe's sender",
-    # inbound, not delivered
-    "INBOUND_LOST": "no copy in Gmail and no bounce",
-    "INBOUND_TIMEOUT": "delay warnings came back, but no copy arrived in time",
-    "NO_ROUTING_RULE": "Cloudflare refused the alias: no routing rule",
-    "GMAIL_ACCOUNT_GONE": "Gmail refused the forwarded copy: the destination account is gone",
-    "GMAIL_REFUSED": "Gmail refused the forwarded copy; Cloudflare passed the refusal back",
-    "GMAIL_TEMPFAIL": "Gmail deferred the forwarded copy (4xx); Cloudflare does not queue",
-    "CLOUDFLARE_REFUSED": "Cloudflare itself refused the probe",
-    "MX_FOREIGN": "the domain's MX points at another provider, which refused the probe",
-    "MX_MISSING": "the domain publishes no MX record",
-    "BOUNCED": "a bounce, quoted with who refused and who reported it",
-    "DELAYED": "a delay warning: the sender's server is retrying",
-    # outbound
-    "OUTBOUND_DELIVERED": "the send-as probe reached the probe mailbox",
-    "OUTBOUND_LOST": "no copy at the probe mailbox and no bounce",
-    "OUTBOUND_SPAM": "the receiver filed the send-as probe as spam",
-    "SENDAS_FROM_KEPT": "Gmail kept From: the alias (note)",
-    "SENDAS_FROM_REWRITTEN": "Gmail rewrote From: the alias is not a verified send-as address",
-    "SENDAS_SETUP_MISTAKES": "the Send-mail-as dialog's usual mistakes",
-    "SENDAS_GMAIL_SIGNED": "Gmail signed the message for gmail.com (note)",
-    "SENDAS_GMAIL_UNSIGNED": "Gmail did not sign the message (note)",
-    "SENDAS_DMARC_FAIL": "DMARC fails for the alias domain: the known send-as outcome",
-    "SENDAS_DMARC_REJECTED": "the receiver refused the send-as probe under p=reject",
-    "SENDAS_FIXES": "how to make send-as mail pass DMARC",
-    "RECEIVER_AR_MISSING": "the receiver's Authentication-Results is missing or untrusted",
-    "RECEIVER_VERDICT": "what the receiver concluded (note)",
-    "DMARC_LOOKUP_FAILED": "the domain's DMARC record could not be read (not the same as none)",
-    "GMAIL_SEND_LIMIT": "Gmail's daily sending limit is used up",
-    "GMAIL_LOGIN_THROTTLED": "Gmail refuses logins for a while",
-    "GMAIL_RATE_LIMITED": "Gmail limits how fast the account may send",
-    "GMAIL_SEND_REFUSED": "Gmail did not take the probe",
-    # both legs
-    "LATE": "slower than the failure threshold",
-    "SLOW": "slower than the warning threshold",
-    "SAME_ACCOUNT": "the probe account is the Gmail account",
-    "LOGIN_REFUSED": "a server refused the account's credentials",
-    "TLS_REFUSED": "a server's TLS was missing or not trusted",
-    "SERVER_UNREACHABLE": "a server could not be reached",
-    "SERVER_REFUSED": "a server answered with an error",
-    "WATCH_FAILED": "watching a mailbox failed during the run",
-    "NOT_TESTED": "flowtest could not test, for another reason",
-    "NOTE": "a sentence without a more specific code",
-}
+__all__ = ["CODES", "InboundFacts", "OutboundFacts", "finding", "judge_inbound",
+           "judge_outbound", "submission_refused", "verdict_of"]
 
 CLOUDFLARE_MX_SUFFIX = ".mx.cloudflare.net"
-
-
-def finding(code: str, verdict: Verdict, text: str) -> Diagnosis:
-    if code not in CODES:  # a typo here would silently break every script keyed on it
-        raise ValueError(f"unknown diagnosis code {code!r}")
-    return Diagnosis(code, text, verdict)
-
-
-def verdict_of(findings: list[Diagnosis]) -> Verdict:
-    return worst([f.verdict for f in findings])
 
 
 def _fmt_s(value: float) -> str:
     return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _quote(text: str, limit: int = 300) -> str:
-    """A remote server's words, on one line and of bounded length."""
-    flat = " ".join(text.split())
+    """A remote server's words: one line, no control characters (they would
+    drive a terminal or break XML), of bounded length."""
+    flat = _CONTROL_RE.sub("?", " ".join(text.split()))
     return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
@@ -505,7 +441,7 @@ def submission_refused(gmail_address: str, reply: str, *,
     "Sending limit"). Only the daily limit is a finding about the mail path;
     the others mean flowtest could not test this time. ``otherwise`` is the
     code when the reply is none of Gmail's known refusals."""
-    text = " ".join(reply.split())
+    text = _quote(reply, 1000)
     if "5.4.5" in text:
         return finding("GMAIL_SEND_LIMIT", "fail", (
             f"Gmail's daily sending limit for {gmail_address} is used up ({text}). Gmail "

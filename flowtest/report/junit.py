@@ -3,11 +3,24 @@ shows flowtest's results in its test tab."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from flowtest.secrets import redact
+
+# XML 1.0 allows no control character but tab, newline and carriage return
+# (§2.2); a server's reply quoted in a diagnosis may hold any.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _well_formed(suite: ET.Element) -> None:
+    for el in suite.iter():
+        if el.text:
+            el.text = _NOT_XML.sub("?", el.text)
+        for key, value in el.attrib.items():
+            el.attrib[key] = _NOT_XML.sub("?", value)
 
 
 def build(report: dict[str, Any]) -> bytes:
@@ -42,6 +55,7 @@ def build(report: dict[str, Any]) -> bytes:
             ET.SubElement(case, "system-out").text = f"{f['message']}\nfix: {f['fix']}"
     if not probes and not dns:
         ET.SubElement(suite, "testcase", classname="flowtest.dns", name="all-clear")
+    _well_formed(suite)
     return redact(ET.tostring(suite, encoding="unicode", xml_declaration=True)).encode()
 
 

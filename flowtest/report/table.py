@@ -5,6 +5,8 @@ replies quoted in a diagnosis) is printed as plain text, never as markup."""
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -12,6 +14,12 @@ from rich.text import Text
 from flowtest.model import AuthVerdict, ProbeResult
 
 STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold magenta"}
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _plain(value: str) -> Text:
+    """Untrusted text as inert text: no markup, no terminal control sequences."""
+    return Text(_CONTROL_RE.sub("?", value))
 
 
 def _auth_cell(auth: AuthVerdict | None, *, aligned: bool = True) -> str:
@@ -34,23 +42,25 @@ def _relay_cell(p: ProbeResult) -> str:
 
 
 def render(console: Console, results: list[ProbeResult], *, title: str) -> None:
-    table = Table(title=Text(title), expand=False)
+    table = Table(title=_plain(title), expand=False)
     for name, justify in (("leg", "left"), ("alias", "left"), ("verdict", "left"),
                           ("folder", "left"), ("latency", "right"), ("auth (trusted)", "left"),
                           ("Cloudflare saw", "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for p in results:
         latency = f"{p.latency_s:.3f} s" if p.latency_s is not None else "-"
-        table.add_row(Text(p.leg), Text(p.alias), Text(p.verdict.upper(), style=STYLE[p.verdict]),
-                      Text(p.folder or "-"), Text(latency), Text(_auth_cell(p.auth)),
-                      Text(_relay_cell(p)))
+        table.add_row(_plain(p.leg), _plain(p.alias),
+                      Text(p.verdict.upper(), style=STYLE[p.verdict]),
+                      _plain(p.folder or "-"), Text(latency), _plain(_auth_cell(p.auth)),
+                      _plain(_relay_cell(p)))
     console.print(table)
     for p in results:
         head = Text(f"{p.verdict.upper():5}", style=STYLE[p.verdict])
-        head.append(f" {p.leg} {p.alias}")
+        head.append_text(_plain(f" {p.leg} {p.alias}"))
         console.print(head)
         for f in p.findings:
             line = Text("      ")
-            line.append(f.code, style="dim")
-            line.append(f" {f.text}")
+            line.append_text(_plain(f.code))
+            line.stylize("dim", 6, 6 + len(f.code))
+            line.append_text(_plain(f" {f.text}"))
             console.print(line, soft_wrap=True)
