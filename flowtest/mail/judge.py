@@ -80,12 +80,14 @@ def _final_bounce(facts: InboundFacts, b: Bounce) -> Diagnosis:
     gmail_words = _GMAIL_WORDS.search(b.diagnostic) is not None
     if is_cloudflare(remote):
         if gmail_words:
-            if b.status == "5.1.1" or "does not exist" in diag.lower():
+            # 5.1.1 no such user; 5.2.1 "The email account that you tried to reach
+            # is disabled": either way the rule's destination cannot receive.
+            if b.status in ("5.1.1", "5.2.1") or "does not exist" in diag.lower():
                 return finding("GMAIL_ACCOUNT_GONE", "fail", (
                     f"Gmail refused the copy Cloudflare forwarded for {alias}: the destination "
-                    f"Gmail account does not exist ({diag}). Cloudflare passed Gmail's answer "
-                    "back to the sender; its routing rule is fine. Point the rule at an "
-                    "existing, verified destination address under Email Routing → "
+                    f"Gmail account does not exist or is disabled ({diag}). Cloudflare passed "
+                    "Gmail's answer back to the sender; its routing rule is fine. Point the "
+                    "rule at an existing, verified destination address under Email Routing → "
                     "Destination addresses, or restore the Gmail account."))
             return finding("GMAIL_REFUSED", "fail", (
                 f"Gmail refused the copy Cloudflare forwarded for {alias} ({diag}). "
