@@ -183,6 +183,22 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Diagnosis:
+    """One sentence of a probe's diagnosis and the stable code it is keyed by.
+
+    ``code`` is upper-case and never changes with wording or language
+    (docs/verdicts.md lists them all); ``verdict`` is what this finding adds
+    to the probe's verdict (``pass`` for a plain note)."""
+
+    code: str
+    text: str
+    verdict: Verdict = "pass"
+
+    def to_json(self) -> dict[str, object]:
+        return {"code": self.code, "verdict": self.verdict, "message": self.text}
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     leg: Literal["inbound", "outbound"]
     alias: str
@@ -193,13 +209,34 @@ class ProbeResult:
     latency_s: float | None
     hops: tuple[Hop, ...] = ()
     auth: AuthVerdict | None = None
-    relay_auth: AuthVerdict | None = None   # Cloudflare's own verdict (ARC i=1), inbound only
+    relay_auth: AuthVerdict | None = None   # Cloudflare's own verdict (its AAR), inbound only
     intact: bool | None = None
     copies: int = 0
     diagnosis: tuple[str, ...] = ()
     sent_at: float | None = None
     seen_at: float | None = None
     smtp_timings: dict[str, float] = field(default_factory=dict)
+    # The diagnosis with its codes, one per sentence. Give the findings and
+    # the sentences follow. Code that gives only sentences (or replaces only
+    # them) keeps working: a sentence with no finding of its own gets the code
+    # NOT_TESTED (error results) or NOTE.
+    findings: tuple[Diagnosis, ...] = ()
+
+    def __post_init__(self) -> None:
+        texts = tuple(f.text for f in self.findings)
+        if not self.diagnosis:
+            object.__setattr__(self, "diagnosis", texts)
+        elif self.diagnosis != texts:
+            known = {f.text: f for f in self.findings}
+            code, verdict = (("NOT_TESTED", "error") if self.verdict == "error"
+                             else ("NOTE", "pass"))
+            object.__setattr__(self, "findings", tuple(
+                known.get(s) or Diagnosis(code, s, verdict)  # type: ignore[arg-type]
+                for s in self.diagnosis))
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(f.code for f in self.findings)
 
     def to_json(self) -> dict[str, object]:
         empty = AuthVerdict(authserv_id="")
@@ -216,6 +253,10 @@ class ProbeResult:
             "intact": self.intact,
             "copies": self.copies,
             "diagnosis": list(self.diagnosis),
+            "findings": [f.to_json() for f in self.findings],
+            "relay_auth": None if self.relay_auth is None else {
+                "authserv_id": self.relay_auth.authserv_id, "found": self.relay_auth.found,
+                **self.relay_auth.to_json()},
             "sent_at": self.sent_at,
             "seen_at": self.seen_at,
             "smtp_timings_s": {k: round(v, 4) for k, v in self.smtp_timings.items()},

@@ -14,6 +14,7 @@ from flowtest.flows import inbound, outbound
 from flowtest.flows.common import Options
 from flowtest.model import worst
 from flowtest.sandbox import FAULTS, World
+from tests.test_codes import check_matrix_codes
 
 FAST = Options(poll_s=0.5, settle_s=0.5)
 
@@ -101,6 +102,7 @@ def test_fault_matrix(world: World, faults: tuple[str, ...], path_time: float) -
     assert (doctor, inb.verdict, out.verdict) == MATRIX[faults], (
         [f.code for f in findings], inb.diagnosis, out.diagnosis)
     assert inb.diagnosis and out.diagnosis  # every verdict comes with its sentences
+    check_matrix_codes(faults, inb, out)  # and the codes each leg's problems carry
     if faults:
         overall = worst([inb.verdict, out.verdict, "fail" if doctor == "fail" else "pass"])
         assert overall != "pass"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +14,9 @@ from flowtest.config import Config
 from flowtest.flows import outbound
 from flowtest.flows.common import Options
 from flowtest.model import ProbeResult
+from flowtest.net.dns import DnsClient
 from flowtest.sandbox import World
+from flowtest.sandbox.dns_server import DnsServer, ServFail, txt_rdata
 
 FAST = Options(poll_s=0.5, settle_s=0.3)
 
@@ -25,6 +29,10 @@ def said(r: ProbeResult) -> str:
     return " ".join(r.diagnosis)
 
 
+def codes(r: ProbeResult) -> list[str]:
+    return list(r.codes)
+
+
 def test_healthy_send_as_warns_about_dmarc_under_p_none(world: World) -> None:
     results = run(world.config())
     assert len(results) == len(world.aliases)
@@ -35,8 +43,9 @@ def test_healthy_send_as_warns_about_dmarc_under_p_none(world: World) -> None:
         assert (a.spf.result, a.spf.domain, a.spf.aligned) == ("pass", "gmail.com", False)
         assert (a.dkim.result, a.dkim.domain, a.dkim.aligned) == ("pass", "gmail.com", False)
         assert (a.dmarc.result, a.dmarc.domain) == ("fail", "example.me")
-        assert "Gmail kept From" in said(r) and "Under p=none it is delivered" in said(r)
-        assert "keep p=none" in said(r) and "signs DKIM with d=example.me" in said(r)
+        assert codes(r) == ["SENDAS_DMARC_FAIL", "SENDAS_FIXES", "SENDAS_FROM_KEPT",
+                            "SENDAS_GMAIL_SIGNED", "RECEIVER_VERDICT"]
+        assert "p=none" in said(r)
     # Cleanup took the received copies and Gmail's Sent copies.
     tokens = [r.token.encode() for r in results]
     assert not any(t in raw for t in tokens for _, raw, _ in world.probe_folder())
@@ -46,13 +55,15 @@ def test_healthy_send_as_warns_about_dmarc_under_p_none(world: World) -> None:
 
 def test_require_dmarc_pass_turns_the_warning_into_a_failure(world: World) -> None:
     r = run(world.config(), expect_dmarc_pass=True)[0]
-    assert r.verdict == "fail" and "expectations require dmarc=pass" in said(r)
+    assert r.verdict == "fail" and codes(r)[0] == "SENDAS_DMARC_FAIL"
+    assert r.findings[0].verdict == "fail" and "expectations require dmarc=pass" in said(r)
 
 
 @pytest.mark.faults("dmarc-reject")
 def test_dmarc_reject_is_a_failure_with_the_bounce_text(world: World) -> None:
     r = run(world.config())[0]
     assert r.verdict == "fail" and not r.delivered
+    assert codes(r) == ["SENDAS_DMARC_REJECTED", "SENDAS_FIXES"]
     assert "550 5.7.26" in said(r) and "p=reject" in said(r)
 
 
@@ -60,14 +71,18 @@ def test_dmarc_reject_is_a_failure_with_the_bounce_text(world: World) -> None:
 def test_unverified_send_as_reports_the_from_rewrite(world: World) -> None:
     r = run(world.config())[0]
     assert r.verdict == "fail" and r.delivered
-    assert "Gmail rewrote the From header to flowtest.owner@gmail.com" in said(r)
-    assert "Send mail as" in said(r)
+    assert codes(r)[:2] == ["SENDAS_FROM_REWRITTEN", "SENDAS_SETUP_MISTAKES"]
+    assert "flowtest.owner@gmail.com" in r.diagnosis[0]
+    # The dialog's usual mistakes, each named.
+    mistakes = r.diagnosis[1]
+    for words in ("smtp.example.me", "(hello)", "app password", "587 with SSL", "465 with TLS"):
+        assert words in mistakes, words
 
 
 @pytest.mark.faults("bad-app-password")
 def test_bad_app_password_names_the_account_never_the_secret(world: World) -> None:
     r = run(world.config())[0]
-    assert r.verdict == "error"
+    assert r.verdict == "error" and codes(r) == ["LOGIN_REFUSED"]
     assert "login as flowtest.owner@gmail.com refused" in said(r)
     for secret in (world.gmail_app_password, world.gmail_app_password.replace(" ", "")):
         assert secret not in said(r)
@@ -77,26 +92,29 @@ def test_bad_app_password_names_the_account_never_the_secret(world: World) -> No
 def test_gmail_daily_sending_limit_is_a_failure_in_plain_words(world: World) -> None:
     r = run(world.config())[0]
     assert r.verdict == "fail" and not r.delivered
-    assert "Gmail's daily sending limit for flowtest.owner@gmail.com is used up" in said(r)
-    assert "550 5.4.5" in said(r) and "limits.daily_sends" in said(r)
+    assert codes(r) == ["GMAIL_SEND_LIMIT"] and r.findings[0].verdict == "fail"
+    assert "550 5.4.5" in said(r)
 
 
-def test_submission_refusals_in_plain_words() -> None:
+def test_submission_refusals_have_codes() -> None:
     from flowtest.mail.judge import submission_refused
-    assert submission_refused("a@gmail.com", "454 4.7.0 Too many login attempts, please "
-                                             "try again later.")[0] == "error"
-    verdict, said_ = submission_refused("a@gmail.com", "SMTP x: 421 4.7.0 Try again later")
-    assert verdict == "error" and "limits.send_interval_s" in said_
-    assert submission_refused("a@gmail.com", "550 5.4.5 Daily user sending limit exceeded.")[0] \
-        == "fail"
+    throttled = submission_refused("a@gmail.com", "454 4.7.0 Too many login attempts, please "
+                                                  "try again later.")
+    assert (throttled.code, throttled.verdict) == ("GMAIL_LOGIN_THROTTLED", "error")
+    limited = submission_refused("a@gmail.com", "SMTP x: 421 4.7.0 Try again later")
+    assert (limited.code, limited.verdict) == ("GMAIL_RATE_LIMITED", "error")
+    quota = submission_refused("a@gmail.com", "550 5.4.5 Daily user sending limit exceeded.")
+    assert (quota.code, quota.verdict) == ("GMAIL_SEND_LIMIT", "fail")
+    other = submission_refused("a@gmail.com", "552 5.3.4 Message too big")
+    assert (other.code, other.verdict) == ("GMAIL_SEND_REFUSED", "error")
 
 
 def test_quarantine_policy_fails(world: World) -> None:
-    from flowtest.sandbox.dns_server import txt_rdata
     world.dns_extra[("_dmarc.example.me", "TXT")] = [txt_rdata("v=DMARC1; p=quarantine")]
     r = run(dataclasses.replace(world.config()))[0]
     assert r.verdict == "fail" and r.folder == "Junk"
-    assert "Under p=quarantine receivers put it in spam" in said(r)
+    assert codes(r)[:2] == ["OUTBOUND_SPAM", "SENDAS_DMARC_FAIL"]
+    assert "p=quarantine" in said(r)
 
 
 def test_dmarc_records_and_strict_alignment() -> None:
@@ -129,3 +147,50 @@ def test_each_provider_profiles_authentication_results(flowtest_keys: object,
     else:
         assert (a.dmarc.result, a.dmarc.domain) == ("fail", "example.me"), style
     assert r.verdict == "warn"
+
+
+@contextlib.contextmanager
+def resolver_failing_for(world: World, *names: str) -> Iterator[Config]:
+    """The world's config with a resolver of flowtest's own that answers
+    SERVFAIL for ``names`` and passes everything else to the world's DNS:
+    flowtest's lookup fails while the receivers' lookups work, as when only
+    the user's resolver has trouble."""
+    def lookup(name: str, rdtype: str) -> list[str] | None:
+        if name in names:
+            raise ServFail(name)
+        return world._lookup(name, rdtype)
+
+    server = DnsServer("127.0.0.1", lookup)
+    server.start()
+    try:
+        config = world.config()
+        yield dataclasses.replace(config, dns=dataclasses.replace(
+            config.dns, nameservers=(("127.0.0.1", server.port),)))
+    finally:
+        server.stop()
+
+
+def test_a_dmarc_lookup_that_fails_is_unknown_not_absent(world: World) -> None:
+    with resolver_failing_for(world, "_dmarc.example.me") as config:
+        r = run(config)[0]
+    assert r.delivered and r.verdict == "warn"
+    assert codes(r)[:2] == ["DMARC_LOOKUP_FAILED", "SENDAS_DMARC_FAIL"]
+    assert "servfail" in r.diagnosis[0]
+    assert "publishes no DMARC policy" not in said(r)
+
+
+def test_dmarc_record_states(world: World) -> None:
+    def lookup(config: Config) -> outbound.DmarcLookup:
+        return asyncio.run(outbound.dmarc_record(DnsClient(config.dns), "example.me"))
+
+    found = lookup(world.config())
+    assert found.state == "found" and found.record.startswith("v=DMARC1")
+    with resolver_failing_for(world, "_dmarc.example.me") as flaky:
+        failed = lookup(flaky)
+    assert failed.state == "unknown" and "servfail" in failed.detail
+    config = world.config()
+    world.dns_extra[("_dmarc.example.me", "TXT")] = None
+    assert lookup(config).state == "absent"
+    world.dns_extra[("_dmarc.example.me", "TXT")] = [txt_rdata("v=DMARC1; p=none"),
+                                                      txt_rdata("v=DMARC1; p=reject")]
+    assert lookup(config).state == "several"

@@ -112,3 +112,56 @@ def test_percentiles() -> None:
     assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (
         50.0, 90.0, 99.0)
     assert percentile([3.0], 99) == 3.0
+
+
+def test_codes_reach_every_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rd = tmp_path / "reports"
+    assert cli.main(["demo", "--aliases", "1", "--leg", "inbound", "--fault", "spam",
+                     "--report-dir", str(rd)]) == 1
+    folder = next(p for p in rd.iterdir() if p.is_dir())
+    report = json.loads((folder / "report.json").read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(report)
+    [probe] = report["probes"]
+    assert probe["findings"][0]["code"] == "SPAM_FOLDER"
+    assert [f["message"] for f in probe["findings"]] == probe["diagnosis"]
+    assert probe["relay_auth"]["found"] and probe["relay_auth"]["dmarc"]["result"] == "pass"
+    assert "SPAM_FOLDER" in capsys.readouterr().out       # the terminal summary
+    failure = ET.fromstring((folder / "junit.xml").read_bytes()).find("testcase/failure")
+    assert failure is not None and failure.get("type") == "SPAM_FOLDER"
+    assert "SPAM_FOLDER" in (folder / "report.html").read_text()
+    [row] = history.read(rd / "history.jsonl")
+    assert row["codes"][0] == "SPAM_FOLDER"
+    code, line = metrics.nagios(report, warn_s=5, crit_s=15)
+    assert code == 2 and "inbound hello@example.me: SPAM_FOLDER: " in line
+
+
+def test_the_table_prints_untrusted_text_as_text() -> None:
+    from rich.console import Console
+
+    from flowtest.model import Diagnosis, ProbeResult
+    from flowtest.report import table
+    hostile = "[/] [link=http://x]click[/link] [bold red]"
+    r = ProbeResult("inbound", f"a{hostile}@example.me", "ft-x", "fail", False, None, None,
+                    findings=(Diagnosis("BOUNCED", f"The probe bounced: {hostile}", "fail"),))
+    console = Console(record=True, width=200)
+    table.render(console, [r], title=hostile)
+    text = console.export_text()
+    assert "BOUNCED The probe bounced: [/] [link=http://x]click[/link]" in text
+
+
+def test_control_characters_stay_inert_in_junit_and_the_table() -> None:
+    from rich.console import Console
+
+    from flowtest.model import Diagnosis, ProbeResult
+    from flowtest.report import junit, table
+    nasty = "550 5.7.1 \x1b[31mred\x07\x00 <b>&"
+    r = ProbeResult("inbound", "a\x1b]8;;http://x\x1b\\@example.me", "ft-x", "fail", False,
+                    None, None, findings=(Diagnosis("BOUNCED", nasty, "fail"),))
+    report = {"started_at": "2026-01-01T00:00:00Z", "probes": [r.to_json()], "dns": []}
+    suite = ET.fromstring(junit.build(report))  # well-formed XML
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("type") == "BOUNCED"
+    assert "<b>&" in (failure.text or "") and "\x1b" not in (failure.text or "")
+    console = Console(record=True, width=200)
+    table.render(console, [r], title="t")
+    assert "\x1b" not in console.export_text() and "\x07" not in console.export_text()

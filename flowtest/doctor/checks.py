@@ -215,9 +215,12 @@ async def check_dkim(dns: DnsClient, domain: str, selectors: tuple[str, ...]) ->
 
 
 def _forecast(policy: str) -> Finding:
-    # FACTS.md: Gmail send-as never aligns with the alias domain.
-    base = ("Mail you send as the alias through Gmail is signed for gmail.com and its envelope "
-            "is your gmail.com address, so it never aligns with your domain and DMARC fails. ")
+    # FACTS.md: Gmail send-as never aligns with the alias domain. Gmail signs
+    # it for gmail.com or not at all (both forms are seen); the doctor sees no
+    # message, so it names both.
+    base = ("Mail you send as the alias through Gmail is signed for gmail.com, or not at all, "
+            "and its envelope is your gmail.com address, so it never aligns with your domain "
+            "and DMARC fails. ")
     fix = ("Keep p=none, or send through an SMTP server that signs DKIM with d=<your domain> "
            "(Cloudflare Email Sending or a mail relay).")
     if policy == "reject":

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from flowtest.config import Account, Alias, Config
-from flowtest.errors import FlowtestError, ProbeTimeout, TransportError
+from flowtest.errors import AuthError, FlowtestError, ProbeTimeout, TLSError, TransportError
 from flowtest.mail import bounce, probe
-from flowtest.model import ProbeResult
+from flowtest.model import Diagnosis, ProbeResult
 from flowtest.net.imap import Arrival, Watcher, trash
 from flowtest.net.smtp import Receipt, Submission
 from flowtest.secrets import redact
@@ -50,7 +50,7 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
                             f"{reports[0].account.address}")
     failure = await start_watchers(target[0], reports[0])
     if failure is not None:
-        return [error_result(leg, a.address, p.token, str(failure))
+        return [error_result(leg, a.address, p.token, str(failure), code=error_code(failure))
                 for a, p in zip(targets, probes, strict=True)]
     try:
         receipts = await send_all(sender, probes, config, app_password=app_password,
@@ -78,10 +78,23 @@ async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
     return None
 
 
-def error_result(leg: str, alias: str, token: str, message: str) -> ProbeResult:
+def error_result(leg: str, alias: str, token: str, message: str, *,
+                 code: str = "NOT_TESTED") -> ProbeResult:
     return ProbeResult(leg=leg, alias=alias, token=token,  # type: ignore[arg-type]
                        verdict="error", delivered=False, folder=None, latency_s=None,
-                       diagnosis=(redact(message),))
+                       findings=(Diagnosis(code, redact(message), "error"),))
+
+
+def error_code(exc: BaseException) -> str:
+    """The diagnosis code of an error that kept flowtest from testing
+    (docs/verdicts.md); decided by the error's class and fields, never its text."""
+    if isinstance(exc, AuthError):
+        return "LOGIN_REFUSED"
+    if isinstance(exc, TLSError):
+        return "TLS_REFUSED"
+    if isinstance(exc, TransportError):
+        return "SERVER_REFUSED" if exc.code else "SERVER_UNREACHABLE"
+    return "NOT_TESTED"
 
 
 async def send_all(account: Account, probes: Sequence[probe.Probe], config: Config, *,

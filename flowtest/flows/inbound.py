@@ -11,17 +11,19 @@ from collections.abc import Sequence
 
 from flowtest.config import Alias, Config, receiver
 from flowtest.errors import FlowtestError
-from flowtest.flows.common import Options, Progress, error_result, quiet, run_leg
+from flowtest.flows.common import Options, Progress, error_code, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.mail import authresults, judge, probe, received
-from flowtest.model import ProbeResult
+from flowtest.mail.bounce import Bounce
+from flowtest.model import Diagnosis, ProbeResult
+from flowtest.net.dns import DnsClient
 from flowtest.net.imap import Watcher
 from flowtest.net.smtp import Receipt
 from flowtest.secrets import redact
 
 __all__ = ["Options", "run", "same_account_problem"]
 
-CLOUDFLARE_AUTHSERV_ID = "mx.cloudflare.net"
+CLOUDFLARE_AUTHSERV_ID = authresults.CLOUDFLARE_AUTHSERV_ID
 
 
 def same_account_problem(config: Config) -> str | None:
@@ -45,7 +47,7 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
               for i, a in enumerate(targets)]
     trap = same_account_problem(config)
     if trap:
-        return [error_result("inbound", a.address, p.token, trap)
+        return [error_result("inbound", a.address, p.token, trap, code="SAME_ACCOUNT")
                 for a, p in zip(targets, probes, strict=True)]
 
     prefix = probe.run_prefix(rid)
@@ -71,24 +73,25 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
                        opts: Options, progress: Progress) -> ProbeResult:
     if isinstance(receipt, FlowtestError):
         return error_result("inbound", alias.address, p.token,
-                            f"The probe could not be sent: {receipt}")
+                            f"The probe could not be sent: {receipt}", code=error_code(receipt))
     w = await wait_for_probe(p.token, alias.address, target=gmail, reports=sender_box,
                              accepted_at=receipt.accepted_at, timeout=config.timeouts.delivery_s,
                              settle_s=opts.settle_s, progress=progress)
     if w.error:
-        return error_result("inbound", alias.address, p.token, w.error)
+        return error_result("inbound", alias.address, p.token, w.error, code="WATCH_FAILED")
     arrival = w.arrival
     latency = arrival.seen_at - receipt.accepted_at if arrival else None
     auth = authresults.trusted(arrival.raw, receiver(config.gmail)) if arrival else None
-    relay_auth = authresults.arc_instance(arrival.raw, 1, CLOUDFLARE_AUTHSERV_ID) \
-        if arrival else None
+    relay_auth = authresults.arc_verdict(arrival.raw, CLOUDFLARE_AUTHSERV_ID) if arrival else None
     intact = probe.content_digest(arrival.raw) == p.digest if arrival else None
     facts = judge.InboundFacts(
         alias=alias.address, sender_domain=p.sender.rpartition("@")[2],
         folder_roles=tuple(c.role for c in w.copies), latency_s=latency, intact=intact,
         auth=auth, relay_auth=relay_auth, bounces=tuple(w.bounces), waited_s=w.waited_s,
-        reconnects=gmail.reconnects)
-    verdict, diagnosis = judge.judge_inbound(facts, config.thresholds)
+        reconnects=gmail.reconnects,
+        mx_hosts=await _mx_if_it_matters(config, w.bounces) if arrival is None else None)
+    findings = judge.judge_inbound(facts, config.thresholds)
+    verdict = judge.verdict_of(findings)
     progress("judged", alias.address, verdict)
     return ProbeResult(
         leg="inbound", alias=alias.address, token=p.token, verdict=verdict,
@@ -96,5 +99,19 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
         latency_s=latency,
         hops=tuple(received.hops(arrival.raw, sent_at=receipt.accepted_at)) if arrival else (),
         auth=auth, relay_auth=relay_auth, intact=intact, copies=len(w.copies),
-        diagnosis=tuple(redact(s) for s in diagnosis), sent_at=receipt.accepted_at,
+        findings=tuple(Diagnosis(f.code, redact(f.text), f.verdict) for f in findings),
+        sent_at=receipt.accepted_at,
         seen_at=arrival.seen_at if arrival else None, smtp_timings=receipt.timings)
+
+
+async def _mx_if_it_matters(config: Config, bounces: list[Bounce]) -> tuple[str, ...] | None:
+    """The domain's MX hosts, looked up only when a final bounce came from a
+    server that is not Cloudflare's: the one case where "the MX points
+    elsewhere" is a candidate. None when the lookup failed: no MX verdict is
+    drawn from a resolver that could not say."""
+    if not any(b.final and not judge.is_cloudflare(b.remote_mta) for b in bounces):
+        return None
+    answer = await DnsClient(config.dns).query(config.domain, "MX")
+    if answer.failed:
+        return None
+    return tuple(r.split()[-1].rstrip(".") for r in answer.records)

@@ -504,6 +504,10 @@ def _aar(value: str) -> tuple[int, str] | None:
     return (int(m.group(1)), m.group(2)) if m else None
 
 
+# Cloudflare Email Routing records its verdict on arrival under this id (FACTS.md).
+CLOUDFLARE_AUTHSERV_ID = "mx.cloudflare.net"
+
+
 def arc_verdict(raw: bytes, authserv_id: str, instance: int | None = None) -> AuthVerdict:
     """The verdict an ARC intermediary recorded in its ARC-Authentication-Results,
     found by its authserv-id at whatever instance (``instance`` pins one).

@@ -14,6 +14,7 @@ class Bounce:
     status: str          # e.g. 5.1.1
     diagnostic: str      # the remote server's reply, e.g. "550 5.1.1 Address does not exist"
     remote_mta: str      # who said it, when the report names it
+    reporting_mta: str = ""  # who wrote the report (the sender's own server, usually)
 
     @property
     def code(self) -> int | None:
@@ -58,11 +59,18 @@ def parse(raw: bytes) -> Bounce | None:
     diagnostic = fields.get("diagnostic-code", "")
     if ";" in diagnostic:
         diagnostic = diagnostic.split(";", 1)[1].strip()
-    remote = fields.get("remote-mta", "")
-    if ";" in remote:
-        remote = remote.split(";", 1)[1].strip()
     return Bounce(final=action != "delayed", status=fields.get("status", ""),
-                  diagnostic=diagnostic, remote_mta=remote)
+                  diagnostic=diagnostic, remote_mta=_mta(fields.get("remote-mta", "")),
+                  reporting_mta=_mta(fields.get("reporting-mta", "")))
+
+
+def _mta(value: str) -> str:
+    """``dns; host`` -> ``host`` (RFC 3464 §2.2.2, §2.3.5). A host name has no
+    spaces or control characters; anything else in a hostile report is cut."""
+    if ";" in value:
+        value = value.split(";", 1)[1]
+    host = value.strip().split()[0] if value.strip() else ""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", host)[:255].lower().rstrip(".")
 
 
 _QUOTED_TOKEN_RE = re.compile(rb"X-Flowtest-Probe:\s*(ft-[0-9A-Za-z-]+)", re.IGNORECASE)

@@ -18,7 +18,7 @@ from flowtest.mail import authresults, received, receivers
 from flowtest.mail.orgdomain import org_domain
 from flowtest.model import AuthVerdict, Hop, Receiver
 
-CLOUDFLARE = "mx.cloudflare.net"
+CLOUDFLARE = authresults.CLOUDFLARE_AUTHSERV_ID
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -1,11 +1,38 @@
-"""Turning what was observed into a verdict and sentences a person can act on."""
+"""Turning what was observed into a verdict and sentences a person can act on.
+
+Every sentence comes as a :class:`~flowtest.model.Diagnosis` with a stable
+upper-case code from :mod:`flowtest.mail.codes`, so scripts, notifications
+and translations key on the code, never on the wording.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Literal
 
 from flowtest.mail.bounce import Bounce
-from flowtest.model import AuthVerdict, Thresholds, Verdict, worst
+from flowtest.mail.codes import CODES, finding, verdict_of
+from flowtest.model import AuthVerdict, Diagnosis, Thresholds, Verdict
+
+__all__ = ["CODES", "InboundFacts", "OutboundFacts", "finding", "judge_inbound",
+           "judge_outbound", "submission_refused", "verdict_of"]
+
+CLOUDFLARE_MX_SUFFIX = ".mx.cloudflare.net"
+
+
+def _fmt_s(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _quote(text: str, limit: int = 300) -> str:
+    """A remote server's words: one line, no control characters (they would
+    drive a terminal or break XML), of bounded length."""
+    flat = _CONTROL_RE.sub("?", " ".join(text.split()))
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 @dataclass(frozen=True)
@@ -16,126 +43,216 @@ class InboundFacts:
     latency_s: float | None
     intact: bool | None
     auth: AuthVerdict | None            # Gmail's trusted verdict
-    relay_auth: AuthVerdict | None      # Cloudflare's ARC i=1 verdict
+    relay_auth: AuthVerdict | None      # Cloudflare's own verdict (its AAR)
     bounces: tuple[Bounce, ...]
     waited_s: float
     reconnects: int = 0
+    # The domain's MX hosts when a bounce made them matter; None: not looked
+    # up, or the lookup failed (then no MX verdict is drawn from them).
+    mx_hosts: tuple[str, ...] | None = None
 
 
-def _fmt_s(value: float) -> str:
-    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+def is_cloudflare(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host == "mx.cloudflare.net" or host.endswith(CLOUDFLARE_MX_SUFFIX) \
+        or host.endswith(".cloudflare-email.net") or host == "cloudflare-email.net"
 
 
-def _bounce_sentence(alias: str, b: Bounce) -> tuple[Verdict, str]:
+# Gmail's own words, which Cloudflare passes back in the same session
+# (FACTS.md): its replies end in "- gsmtp" and point at support.google.com.
+_GMAIL_WORDS = re.compile(r"gsmtp|support\.google\.com|email account that you tried to reach",
+                          re.IGNORECASE)
+# Cloudflare's own refusal of an address it has no rule for (FACTS.md).
+_CF_NO_RULE = "address does not exist"
+
+
+def _who(b: Bounce) -> str:
     who = b.remote_mta or "the receiving server"
-    diag = b.diagnostic or b.status
+    if b.reporting_mta and b.reporting_mta != b.remote_mta:
+        who += f" (reported by {b.reporting_mta})"
+    return who
+
+
+def _final_bounce(facts: InboundFacts, b: Bounce) -> Diagnosis:
+    alias = facts.alias
+    diag = _quote(b.diagnostic or b.status or "no reason given")
+    remote = b.remote_mta.lower()
+    gmail_words = _GMAIL_WORDS.search(b.diagnostic) is not None
+    if is_cloudflare(remote):
+        if gmail_words:
+            # 5.1.1 no such user; 5.2.1 "The email account that you tried to reach
+            # is disabled": either way the rule's destination cannot receive.
+            if b.status in ("5.1.1", "5.2.1") or "does not exist" in diag.lower():
+                return finding("GMAIL_ACCOUNT_GONE", "fail", (
+                    f"Gmail refused the copy Cloudflare forwarded for {alias}: the destination "
+                    f"Gmail account does not exist or is disabled ({diag}). Cloudflare passed "
+                    "Gmail's answer back to the sender; its routing rule is fine. Point the "
+                    "rule at an existing, verified destination address under Email Routing → "
+                    "Destination addresses, or restore the Gmail account."))
+            return finding("GMAIL_REFUSED", "fail", (
+                f"Gmail refused the copy Cloudflare forwarded for {alias} ({diag}). "
+                "Cloudflare does not queue: it passed Gmail's answer back to the sender."))
+        if _CF_NO_RULE in diag.lower() or b.status == "5.1.1":
+            return finding("NO_ROUTING_RULE", "fail", (
+                f"Cloudflare refused {alias}: no routing rule matches it ({diag}). Add a "
+                "rule for it (or a catch-all) under Email Routing → Routing rules."))
+        return finding("CLOUDFLARE_REFUSED", "fail", (
+            f"Cloudflare refused the probe itself: {b.remote_mta} answered {diag}. Cloudflare "
+            "refuses mail that passes neither SPF nor DKIM, fails the sender's DMARC policy, "
+            "or comes from a blocklisted server: check the probe account's own setup."))
+    mx = facts.mx_hosts
+    if mx is not None and not mx:
+        return finding("MX_MISSING", "fail", (
+            f"The probe bounced ({_who(b)} answered {diag}) and the domain publishes no MX "
+            "record, so senders cannot find Cloudflare. Enable Email Routing, which adds "
+            "route1/2/3.mx.cloudflare.net. Run `flowtest doctor`."))
+    foreign = [h for h in mx or () if not is_cloudflare(h)]
+    if foreign and (b.code or 0) >= 500:
+        return finding("MX_FOREIGN", "fail", (
+            f"The domain's mail went to {b.remote_mta or 'another server'}, not to "
+            f"Cloudflare, and was refused ({diag}). The domain's MX records list "
+            f"{', '.join(foreign)}: replace them with Cloudflare's "
+            "route1/2/3.mx.cloudflare.net."))
+    return finding("BOUNCED", "fail", f"The probe bounced: {_who(b)} answered {diag}.")
+
+
+def _delay(facts: InboundFacts, b: Bounce) -> Diagnosis:
+    diag = _quote(b.diagnostic or b.status or "no reason given")
     lower = diag.lower()
-    if "cloudflare" in who and (b.status == "5.1.1" or "does not exist" in lower):
-        return "fail", (f"Cloudflare refused {alias}: no routing rule matches it ({diag}). Add "
-                        "a rule for it (or a catch-all) under Email Routing → Routing rules.")
-    if "cloudflare" not in who and ("icloud" in who or "mx.cloudflare.net" not in who) \
-            and b.final and b.code and b.code >= 500:
-        return "fail", (f"The domain's mail went to {who}, not to Cloudflare, and was refused "
-                        f"({diag}). The MX records still point at another provider: replace them "
-                        "with Cloudflare's route1/2/3.mx.cloudflare.net.")
-    if b.final:
-        return "fail", f"The probe bounced: {who} answered {diag}."
-    if "4.7" in diag or lower.startswith("421"):
-        return "fail", (f"Gmail refused the forwarded copy for now ({diag}). Cloudflare does not "
-                        "queue: it passes the error back and the sender's server retries later, "
-                        "so mail is delayed, possibly for hours.")
-    return "warn", f"Delivery is delayed: {who} answered {diag}; the sender's server is retrying."
+    if ("4.7" in diag or lower.startswith("421")) and (
+            is_cloudflare(b.remote_mta) or _GMAIL_WORDS.search(b.diagnostic)):
+        return finding("GMAIL_TEMPFAIL", "fail", (
+            f"Gmail refused the forwarded copy for now ({diag}). Cloudflare does not queue: "
+            "it passes the error back and the sender's server retries later, so mail is "
+            "delayed, possibly for hours."))
+    return finding("DELAYED", "warn",
+                   f"Delivery is delayed: {_who(b)} answered {diag}; the sender's server is "
+                   "retrying.")
 
 
-def judge_inbound(facts: InboundFacts, thresholds: Thresholds) -> tuple[Verdict, list[str]]:
-    verdicts: list[Verdict] = []
-    said: list[str] = []
+def _relay_findings(facts: InboundFacts) -> tuple[list[Diagnosis], list[Diagnosis]]:
+    """Cloudflare's own verdict on arrival: (problems, notes)."""
+    relay = facts.relay_auth
+    if relay is None or not relay.found:
+        return [], [finding("CLOUDFLARE_VERDICT_MISSING", "pass", (
+            "The message carries no ARC-Authentication-Results of mx.cloudflare.net, so "
+            "Cloudflare's own verdict is unknown (did it pass through Email Routing?)."))]
+    sender = relay.header_from or relay.dmarc.domain or facts.sender_domain
+    problems: list[Diagnosis] = []
+    if relay.spf.result in ("fail", "softfail", "permerror"):
+        problems.append(finding("CLOUDFLARE_SAW_SPF_FAIL", "warn", (
+            f"Cloudflare saw SPF {relay.spf.result} for the probe's sender "
+            f"({relay.spf.domain or sender}): the probe account's server is not in its "
+            "domain's SPF record. Cloudflare forwards only mail that passes SPF or carries a "
+            "DKIM signature.")))
+    if relay.dmarc.result == "fail":
+        problems.append(finding("CLOUDFLARE_SAW_DMARC_FAIL", "warn", (
+            f"Cloudflare saw DMARC fail for the probe's sender ({sender}): it enforces the "
+            "sender's DMARC policy, so under p=quarantine or p=reject such mail is refused. "
+            "Use a probe account whose mail authenticates.")))
+    dkim = relay.dkim.result if relay.dkim_all else "none"
+    note = finding("CLOUDFLARE_VERDICT", "pass", (
+        f"Cloudflare's verdict on arrival: SPF {relay.spf.result}, DKIM {dkim}, DMARC "
+        f"{relay.dmarc.result} for {sender}."))
+    return problems, [note]
+
+
+def judge_inbound(facts: InboundFacts, thresholds: Thresholds) -> list[Diagnosis]:
+    """The diagnosis of an inbound probe, problems first; the verdict is
+    :func:`verdict_of` the result."""
     if not facts.folder_roles:
         final = [b for b in facts.bounces if b.final]
-        if final or facts.bounces:
-            for b in final or facts.bounces:
-                verdict, sentence = _bounce_sentence(facts.alias, b)
-                verdicts.append(verdict)
-                said.append(sentence)
-            if not final:
-                said.append(f"No copy reached Gmail within {_fmt_s(facts.waited_s)}.")
-                verdicts.append("fail")
-            return worst(verdicts), said
-        return "fail", [
-            f"Lost: no copy reached Gmail (INBOX or Spam) within {_fmt_s(facts.waited_s)}, and "
-            "no bounce came back. The probe account's server accepted it, so it was lost "
+        if final:
+            return [_final_bounce(facts, b) for b in final]
+        if facts.bounces:
+            return [*(_delay(facts, b) for b in facts.bounces),
+                    finding("INBOUND_TIMEOUT", "fail",
+                            f"No copy reached Gmail within {_fmt_s(facts.waited_s)}.")]
+        return [finding("INBOUND_LOST", "fail", (
+            f"Lost: no copy reached Gmail (INBOX or Spam) within {_fmt_s(facts.waited_s)}, "
+            "and no bounce came back. The probe account's server accepted it, so it was lost "
             "after that: Cloudflare accepted it and did not forward it, a drop rule matched, "
-            "or forwarding is slower than the timeout. Check Email Routing → Activity log.",
-        ]
+            "or forwarding is slower than the timeout. Check Email Routing → Activity log."))]
+    said: list[Diagnosis] = []
     roles = facts.folder_roles
-    if roles[0] == "spam" or "spam" in roles:
-        verdicts.append("fail")
+    if "spam" in roles:
         dis = facts.auth.dmarc_disposition if facts.auth else ""
         why = " because DMARC asked for quarantine" if dis == "quarantine" else ""
-        said.append(f"Delivered to Gmail's Spam folder{why}: the user will not see it. Mark it "
-                    "'Not spam', or add a filter that never sends it to Spam.")
+        said.append(finding("SPAM_FOLDER", "fail", (
+            f"Delivered to Gmail's Spam folder{why}: the user will not see it. Mark it "
+            "'Not spam', or add a filter that never sends it to Spam.")))
     else:
-        verdicts.append("pass")
-        said.append("Delivered to the Gmail inbox.")
+        said.append(finding("INBOUND_DELIVERED", "pass", "Delivered to the Gmail inbox."))
     if len(roles) > 1:
-        verdicts.append("warn")
-        said.append(f"Delivered {len(roles)} times: the same message arrived more than once "
-                    "(a forwarding loop, a duplicate rule, or a retry after a lost reply).")
-    if facts.latency_s is not None:
-        if facts.latency_s > thresholds.latency_fail_s:
-            verdicts.append("fail")
-            said.append(f"Late: it took {_fmt_s(facts.latency_s)}, over the "
-                        f"{_fmt_s(thresholds.latency_fail_s)} failure threshold.")
-        elif facts.latency_s > thresholds.latency_warn_s:
-            verdicts.append("warn")
-            said.append(f"Slow: it took {_fmt_s(facts.latency_s)}, over the "
-                        f"{_fmt_s(thresholds.latency_warn_s)} warning threshold.")
+        said.append(finding("DUPLICATE_DELIVERY", "warn", (
+            f"Delivered {len(roles)} times: the same message arrived more than once "
+            "(a forwarding loop, a duplicate rule, or a retry after a lost reply).")))
+    said += _latency(facts.latency_s, thresholds, detail=True)
     auth = facts.auth
     original_dkim_failed = auth is not None and any(
         d.domain == facts.sender_domain and d.result != "pass" for d in auth.dkim_all)
     if facts.intact is False or original_dkim_failed:
-        verdicts.append("warn")
         arc_ok = auth is not None and auth.arc.result == "pass"
-        said.append("Altered in transit: the content differs from what was sent"
-                    + (" and the sender's DKIM signature no longer verifies" if
-                       original_dkim_failed else "")
-                    + ("; Gmail still trusted Cloudflare's ARC seal, so it was delivered."
-                       if arc_ok else "."))
+        said.append(finding("ALTERED_IN_TRANSIT", "warn", (
+            "Altered in transit: the content differs from what was sent"
+            + (" and the sender's DKIM signature no longer verifies" if original_dkim_failed
+               else "")
+            + ("; Gmail still trusted Cloudflare's ARC seal, so it was delivered."
+               if arc_ok else "."))))
     if auth is None or not auth.found:
-        verdicts.append("warn")
-        said.append("Gmail's own Authentication-Results header is missing, so the auth "
-                    "results could not be read.")
+        said.append(finding("GMAIL_AR_MISSING", "warn", (
+            "Gmail's own Authentication-Results header is missing, so the auth results could "
+            "not be read.")))
     else:
         if auth.ignored:
             # The verdicts above come from Gmail's own header only; a forgery is
             # still worth a warning: something on the path writes in Gmail's name.
-            verdicts.append("warn")
-            said.append(f"Ignored {auth.ignored} Authentication-Results header(s) that claim "
-                        f"to be from {auth.authserv_id} but sit below Gmail's own: written "
-                        "by someone else (the sender or a server on the way), never trusted.")
+            said.append(finding("FORGED_AR_IGNORED", "warn", (
+                f"Ignored {auth.ignored} Authentication-Results header(s) that claim to be "
+                f"from {auth.authserv_id} but sit below Gmail's own: written by someone else "
+                "(the sender or a server on the way), never trusted.")))
         domain = facts.alias.rpartition("@")[2]
         for d in auth.dkim_all:
             if d.domain == domain and d.result != "pass":
-                verdicts.append("warn")
-                said.append(f"Cloudflare's DKIM signature for {domain} did not verify at Gmail "
-                            f"(dkim={d.result}): the cf2024-1._domainkey.{domain} record is "
-                            "missing or out of date. Run `flowtest doctor`.")
+                said.append(finding("CLOUDFLARE_DKIM_FAIL", "warn", (
+                    f"Cloudflare's DKIM signature for {domain} did not verify at Gmail "
+                    f"(dkim={d.result}): the cf2024-1._domainkey.{domain} record is missing "
+                    "or out of date. Run `flowtest doctor`.")))
                 break
-        if auth.spf.result not in ("pass",) and auth.arc.result != "pass":
-            verdicts.append("warn")
-            said.append(f"SPF for the forwarded copy is {auth.spf.result} "
-                        f"(envelope {auth.spf.domain}); the domain's SPF record should "
-                        "include _spf.mx.cloudflare.net exactly once.")
+        if auth.spf.result != "pass" and auth.arc.result != "pass":
+            said.append(finding("FORWARD_SPF_FAIL", "warn", (
+                f"SPF for the forwarded copy is {auth.spf.result} (envelope "
+                f"{auth.spf.domain}); the domain's SPF record should include "
+                "_spf.mx.cloudflare.net exactly once.")))
         elif auth.spf.result in ("permerror", "temperror"):
-            verdicts.append("warn")
-            said.append(f"SPF for the domain is {auth.spf.result}: Gmail could not evaluate "
-                        "it (two v=spf1 records, or too many lookups). Run `flowtest doctor`.")
+            said.append(finding("FORWARD_SPF_ERROR", "warn", (
+                f"SPF for the domain is {auth.spf.result}: Gmail could not evaluate it (two "
+                "v=spf1 records, or too many lookups). Run `flowtest doctor`.")))
+    problems, notes = _relay_findings(facts)
+    said += problems
     if facts.reconnects:
-        verdicts.append("warn")
-        said.append(f"The IMAP connection dropped {facts.reconnects} time(s); flowtest "
-                    "reconnected and kept watching. Mail apps on this mailbox may miss "
-                    "new mail too.")
-    return worst(verdicts), said
+        said.append(finding("IMAP_RECONNECTED", "warn", (
+            f"The IMAP connection dropped {facts.reconnects} time(s); flowtest reconnected "
+            "and kept watching. Mail apps on this mailbox may miss new mail too.")))
+    return said + notes
+
+
+def _latency(latency_s: float | None, thresholds: Thresholds, *,
+             detail: bool) -> list[Diagnosis]:
+    if latency_s is None:
+        return []
+    if latency_s > thresholds.latency_fail_s:
+        over = (f", over the {_fmt_s(thresholds.latency_fail_s)} failure threshold"
+                if detail else "")
+        return [finding("LATE", "fail", f"Late: it took {_fmt_s(latency_s)}{over}.")]
+    if latency_s > thresholds.latency_warn_s:
+        over = (f", over the {_fmt_s(thresholds.latency_warn_s)} warning threshold"
+                if detail else "")
+        return [finding("SLOW", "warn", f"Slow: it took {_fmt_s(latency_s)}{over}.")]
+    return []
+
+
+DmarcRecordState = Literal["found", "absent", "several", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -153,107 +270,194 @@ class OutboundFacts:
     bounces: tuple[Bounce, ...]
     waited_s: float
     expect_dmarc_pass: bool = False
+    sender_header: str = ""             # Sender:, which Gmail adds when it signs or rewrites
+    # From the raw message: a DKIM-Signature with d=gmail.com (True), none by
+    # Gmail (False), or no message to look at (None).
+    gmail_signed: bool | None = None
+    # What the DMARC lookup of the alias domain found: "unknown" when it
+    # timed out or failed, which is not "the domain publishes no policy".
+    dmarc_record: DmarcRecordState = "found"
+    dmarc_detail: str = ""              # how the lookup failed, for the sentence
 
 
 def _domain(address: str) -> str:
     return address.strip().strip("<>").rpartition("@")[2].lower()
 
 
-def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> tuple[Verdict, list[str]]:
+def _address(header: str) -> str:
+    m = re.search(r"<([^<>]*)>", header)
+    return (m.group(1) if m else header).strip()
+
+
+def _setup_mistakes(facts: OutboundFacts) -> Diagnosis:
+    domain = _domain(facts.alias)
+    local = facts.alias.rpartition("@")[0]
+    return finding("SENDAS_SETUP_MISTAKES", "fail", (
+        "In the 'Add another email address' dialog, the usual mistakes are: keeping the "
+        f"prefilled SMTP server smtp.{domain} (use smtp.gmail.com, or your relay's host); "
+        f"leaving the user name as the alias's local part ({local}) instead of the full "
+        f"login ({facts.gmail_address}); the account password instead of an app password; "
+        "port 587 with SSL or 465 with TLS (587 goes with TLS, 465 with SSL). Then click "
+        "the link in Gmail's verification mail."))
+
+
+def _dmarc_lookup_failed(facts: OutboundFacts) -> list[Diagnosis]:
+    if facts.dmarc_record != "unknown":
+        return []
+    domain = _domain(facts.alias)
+    how = f" ({facts.dmarc_detail})" if facts.dmarc_detail else ""
+    return [finding("DMARC_LOOKUP_FAILED", "warn", (
+        f"The DMARC record of {domain} could not be read{how}: the lookup failed, which "
+        "is not the same as no policy. The verdict below goes by what the receiver "
+        "reported. Run `flowtest doctor` again, or check the resolver in [dns].")), ]
+
+
+def _consequence(facts: OutboundFacts, auth: AuthVerdict) -> tuple[str, bool]:
+    """What the DMARC failure leads to, in the receiver's own words where it
+    wrote them (dis=), else under the published policy; and whether that is
+    a failure (spam or refusal)."""
+    dis = auth.dmarc_disposition
+    policy = facts.dmarc_policy or auth.dmarc_policy
+    strict = policy in ("quarantine", "reject")
+    if dis:
+        words = {"none": "it applied no action, so the message is delivered (maybe shown "
+                         "'via gmail.com')",
+                 "quarantine": "it quarantined the message: spam folder",
+                 "reject": "it would refuse the message"}.get(dis, "see its header")
+        under = f" under p={policy}" if policy else ""
+        text = f"The receiver says dis={dis}{under}: {words}."
+        if strict and dis == "none":
+            # This receiver was lenient (a local override); others follow the policy.
+            text += (f" Other receivers follow p={policy}: "
+                     + ("spam folder." if policy == "quarantine" else "refused."))
+        return text, strict or dis in ("quarantine", "reject")
+    if facts.dmarc_record == "unknown" and not policy:
+        return ("Which DMARC policy receivers apply is unknown: the lookup of the domain's "
+                "record failed."), False
+    if facts.dmarc_record == "several" and not policy:
+        return ("The domain publishes several DMARC records, so receivers ignore DMARC for "
+                "it."), False
+    text = {"none": "Under p=none it is delivered (maybe shown 'via gmail.com').",
+            "quarantine": "Under p=quarantine receivers put it in spam.",
+            "reject": "Under p=reject receivers refuse it."}.get(
+        policy, "The domain publishes no DMARC policy.")
+    return text, policy in ("quarantine", "reject")
+
+
+def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> list[Diagnosis]:
     """What receivers conclude about mail sent as the alias through Gmail."""
     domain = _domain(facts.alias)
-    fixes = ("Fixes: keep p=none on the domain, or send through an SMTP server that signs "
-             f"DKIM with d={domain} (Cloudflare Email Sending or a mail relay).")
+    policy_now = facts.dmarc_policy or (facts.auth.dmarc_policy if facts.auth else "")
+    keep = "keep p=none" if policy_now in ("", "none") else f"relax p={policy_now} to p=none"
+    fixes_text = (f"Fixes: {keep} on the domain, or send through an SMTP server that signs "
+                  f"DKIM with d={domain} (Cloudflare Email Sending or a mail relay).")
+    lookup = _dmarc_lookup_failed(facts)
     if not facts.folder_roles:
         final = [b for b in facts.bounces if b.final]
         if final:
             b = final[0]
-            text = b.diagnostic or b.status
+            text = _quote(b.diagnostic or b.status)
             if "dmarc" in text.lower() or b.status == "5.7.26":
-                return "fail", [
-                    f"Refused by the receiver: {text}. Mail sent as {facts.alias} through Gmail "
-                    f"fails DMARC for {domain}, and the domain's policy (p=reject) tells "
-                    "receivers to refuse it.", fixes]
-            return "fail", [f"The message bounced: {b.remote_mta or 'the receiver'} answered "
-                            f"{text}."]
-        return "fail", [f"Not delivered: no copy reached the probe mailbox (INBOX or Spam) "
-                        f"within {_fmt_s(facts.waited_s)}, and no bounce came back."]
-    verdicts: list[Verdict] = []
-    said: list[str] = []       # problems first: the first sentence is the headline
-    notes: list[str] = []
-    if facts.original_from or _domain(facts.from_header) != domain:
-        verdicts.append("fail")
-        said.append(f"Gmail rewrote the From header to {facts.from_header or 'the account'} "
-                    f"(X-Google-Original-From: {facts.original_from or facts.alias}): "
-                    f"{facts.alias} is not a verified 'Send mail as' address in Gmail. Add and "
-                    "verify it under Settings → Accounts → Send mail as.")
+                policy = f"p={facts.dmarc_policy}" if facts.dmarc_policy else "p=reject"
+                return [finding("SENDAS_DMARC_REJECTED", "fail", (
+                    f"Refused by the receiver: {text}. Mail sent as {facts.alias} through "
+                    f"Gmail fails DMARC for {domain}, and the domain's policy ({policy}) tells "
+                    "receivers to refuse it.")),
+                    finding("SENDAS_FIXES", "fail", fixes_text), *lookup]
+            return [finding("BOUNCED", "fail", f"The message bounced: {_who(b)} answered "
+                                               f"{text}."), *lookup]
+        return [finding("OUTBOUND_LOST", "fail", (
+            f"Not delivered: no copy reached the probe mailbox (INBOX or Spam) within "
+            f"{_fmt_s(facts.waited_s)}, and no bounce came back.")), *lookup]
+    said: list[Diagnosis] = []       # problems first: the first sentence is the headline
+    notes: list[Diagnosis] = []
+    rewritten = bool(facts.original_from) or _domain(_address(facts.from_header)) != domain
+    if rewritten:
+        shown = _address(facts.from_header) or "the account"
+        other_alias = _domain(shown) == domain and shown.lower() != facts.alias.lower()
+        identity = ("another of your aliases, the account's default sending identity"
+                    if other_alias else "the account's default sending identity")
+        sender = f"; Sender: {_address(facts.sender_header)}" if facts.sender_header else ""
+        said.append(finding("SENDAS_FROM_REWRITTEN", "fail", (
+            f"Gmail rewrote the From header to {shown} ({identity}; X-Google-Original-From: "
+            f"{facts.original_from or facts.alias}{sender}): {facts.alias} is not a verified "
+            "'Send mail as' address in Gmail. Add and verify it under Settings → Accounts → "
+            "Send mail as.")))
+        said.append(_setup_mistakes(facts))
     else:
-        notes.append(f"Gmail kept From: {facts.alias}; the envelope sender is "
-                     f"{facts.envelope or 'not shown'}.")
+        notes.append(finding("SENDAS_FROM_KEPT", "pass", (
+            f"Gmail kept From: {facts.alias}; the envelope sender is "
+            f"{facts.envelope or 'not shown'}.")))
     if "spam" in facts.folder_roles:
-        verdicts.append("fail")
-        said.append("The receiver filed it as spam.")
+        said.append(finding("OUTBOUND_SPAM", "fail", "The receiver filed it as spam."))
+    said += lookup
+    if facts.gmail_signed is True:
+        sender = f" and added Sender: {_address(facts.sender_header)}" \
+            if facts.sender_header else ""
+        notes.append(finding("SENDAS_GMAIL_SIGNED", "pass", (
+            f"Gmail signed this message for gmail.com (DKIM-Signature d=gmail.com){sender}; "
+            f"that signature does not align with {domain}.")))
+    elif facts.gmail_signed is False:
+        notes.append(finding("SENDAS_GMAIL_UNSIGNED", "pass", (
+            "Gmail did not sign this message: it carries no DKIM-Signature of Gmail's (at most "
+            "an X-Google-DKIM-Signature for 1e100.net, which receivers do not check), so "
+            "receivers say dkim=none.")))
     auth = facts.auth
     if auth is None or not auth.found:
-        verdicts.append("warn")
-        said.append("The receiver's Authentication-Results header is missing or untrusted, so "
-                    "its verdicts could not be read.")
+        said.append(finding("RECEIVER_AR_MISSING", "warn", (
+            "The receiver's Authentication-Results header is missing or untrusted, so its "
+            "verdicts could not be read.")))
     else:
-        dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain})) or "none"
+        dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain}))
         aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
-        notes.append(f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM "
-                     f"{auth.dkim.result} for {dkim_domains}; aligned with the From domain: "
-                     f"{', '.join(aligned) or 'neither'}; DMARC {auth.dmarc.result}.")
-        policy = facts.dmarc_policy or auth.dmarc_policy
-        if auth.dmarc.result != "pass" and not facts.original_from:
-            if policy in ("quarantine", "reject") or facts.expect_dmarc_pass:
-                verdicts.append("fail")
-            else:
-                verdicts.append("warn")
-            said.append(
-                "This is the known Gmail send-as outcome: Gmail signs for gmail.com and uses "
-                f"your Gmail address as the envelope, so neither aligns with {domain}. "
-                + {"none": "Under p=none it is delivered (maybe shown 'via gmail.com').",
-                   "quarantine": "Under p=quarantine receivers put it in spam.",
-                   "reject": "Under p=reject receivers refuse it."}.get(
-                    policy, "The domain publishes no DMARC policy.")
-                + (" Your expectations require dmarc=pass." if facts.expect_dmarc_pass else ""))
-            said.append(fixes)
-        else:
-            verdicts.append("pass")
-    if facts.latency_s is not None and facts.latency_s > thresholds.latency_fail_s:
-        verdicts.append("fail")
-        said.append(f"Late: it took {_fmt_s(facts.latency_s)}.")
-    elif facts.latency_s is not None and facts.latency_s > thresholds.latency_warn_s:
-        verdicts.append("warn")
-        said.append(f"Slow: it took {_fmt_s(facts.latency_s)}.")
+        notes.append(finding("RECEIVER_VERDICT", "pass", (
+            f"SPF {auth.spf.result} for {auth.spf.domain or '?'}, DKIM {auth.dkim.result}"
+            + (f" for {dkim_domains}" if dkim_domains else "")
+            + f"; aligned with the From domain: {', '.join(aligned) or 'neither'}; "
+            f"DMARC {auth.dmarc.result}.")))
+        if auth.dmarc.result != "pass" and not rewritten:
+            consequence, harmful = _consequence(facts, auth)
+            verdict: Verdict = "fail" if harmful or facts.expect_dmarc_pass else "warn"
+            signed = {True: "signs for gmail.com", False: "did not sign it at all",
+                      None: "signs, if at all, for gmail.com"}[facts.gmail_signed]
+            said.append(finding("SENDAS_DMARC_FAIL", verdict, (
+                f"DMARC fails for {domain}, the known Gmail send-as outcome: Gmail uses your "
+                f"Gmail address as the envelope and {signed}, so neither SPF nor DKIM aligns "
+                f"with {domain}. {consequence}"
+                + (" Your expectations require dmarc=pass." if facts.expect_dmarc_pass
+                   else ""))))
+            said.append(finding("SENDAS_FIXES", verdict, fixes_text))
+    said += _latency(facts.latency_s, thresholds, detail=False)
     if facts.intact is False:
-        verdicts.append("warn")
-        said.append("Altered in transit: the content differs from what was sent.")
-    verdict = worst(verdicts)
-    if verdict == "pass":
-        said.insert(0, f"Delivered to the probe mailbox's {facts.folder_roles[0]} as "
-                       f"{facts.alias}.")
-    return verdict, said + notes
+        said.append(finding("ALTERED_IN_TRANSIT", "warn",
+                            "Altered in transit: the content differs from what was sent."))
+    if verdict_of(said) == "pass":
+        said.insert(0, finding("OUTBOUND_DELIVERED", "pass", (
+            f"Delivered to the probe mailbox's {facts.folder_roles[0]} as {facts.alias}.")))
+    return said + notes
 
 
-def submission_refused(gmail_address: str, reply: str) -> tuple[Verdict, str]:
+def submission_refused(gmail_address: str, reply: str, *,
+                       otherwise: str = "GMAIL_SEND_REFUSED") -> Diagnosis:
     """Gmail would not take an outbound probe: what its reply means (FACTS.md,
     "Sending limit"). Only the daily limit is a finding about the mail path;
-    the others mean flowtest could not test this time."""
-    text = " ".join(reply.split())
+    the others mean flowtest could not test this time. ``otherwise`` is the
+    code when the reply is none of Gmail's known refusals."""
+    text = _quote(reply, 1000)
     if "5.4.5" in text:
-        return "fail", (
+        return finding("GMAIL_SEND_LIMIT", "fail", (
             f"Gmail's daily sending limit for {gmail_address} is used up ({text}). Gmail "
             "refuses everything the account sends, as the alias or not, until the limit "
             "resets within 24 hours. flowtest's outbound probes count towards it: "
-            "limits.daily_sends keeps them to a small share.")
-    if "Too many login attempts" in text or text.startswith("454"):
-        return "error", (
+            "limits.daily_sends keeps them to a small share."))
+    if "Too many login attempts" in text or text.startswith("454") or " 454 " in text:
+        return finding("GMAIL_LOGIN_THROTTLED", "error", (
             f"Gmail is refusing logins for {gmail_address} for a while ({text}). Wait before "
-            "the next run; running less often avoids it.")
+            "the next run; running less often avoids it."))
     if text.startswith("421") or "4.7.0" in text:
-        return "error", (
+        return finding("GMAIL_RATE_LIMITED", "error", (
             f"Gmail is limiting how fast {gmail_address} may send ({text}) and flowtest's "
-            "retries ran out. Spread the probes with limits.send_interval_s.")
-    return "error", f"Gmail did not take the message: {text}"
+            "retries ran out. Spread the probes with limits.send_interval_s."))
+    if otherwise == "GMAIL_SEND_REFUSED":
+        return finding(otherwise, "error", f"Gmail did not take the message: {text}")
+    return finding(otherwise, "error", f"The probe could not be sent: {text}")

@@ -23,6 +23,7 @@ def append(path: Path, report: dict[str, Any]) -> int:
             "sent_at": probe["sent_at"], "folder": probe["folder"],
             "hops": [{"by": h["by"], "delay_s": h["delay_s"]} for h in probe["hops"]],
             "auth": {k: v["result"] for k, v in probe["auth"].items()},
+            "codes": [f["code"] for f in probe.get("findings", ())],
         }, ensure_ascii=False))
     if lines:
         # One write of whole lines in append mode: concurrent runs do not interleave.

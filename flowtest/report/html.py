@@ -43,6 +43,16 @@ def _auth(auth: dict[str, Any]) -> str:
     return "".join(cells)
 
 
+def _relay(probe: dict[str, Any]) -> str:
+    """Cloudflare's own verdict on arrival, when the report has it."""
+    relay = probe.get("relay_auth")
+    if not relay or not relay.get("found"):
+        return ""
+    parts = " ".join(f"{m}={_e(relay.get(m, {}).get('result', '-'))}"
+                     for m in ("spf", "dkim", "dmarc"))
+    return f"<div class=muted>Cloudflare saw: {parts}</div>"
+
+
 def _hops(probe: dict[str, Any]) -> str:
     hops = [h for h in probe["hops"] if h.get("delay_s") is not None]
     if not hops:
@@ -126,9 +136,12 @@ def build(report: dict[str, Any], history: Iterable[dict[str, Any]] = ()) -> str
             body.append(f"<tr><td>{_e(p['leg'])}</td><td>{_e(p['alias'])}</td>"
                         f"<td>{_badge(p['verdict'])}</td><td>{_e(p['folder'] or '-')}</td>"
                         f"<td>{latency}</td>{_auth(p['auth'])}</tr>")
+            # Reports written before codes existed carry only the sentences.
+            findings = p.get("findings") or [{"code": "", "message": s} for s in p["diagnosis"]]
             body.append('<tr><td></td><td colspan="8">'
-                        + "".join(f"<div>{_e(s)}</div>" for s in p["diagnosis"])
-                        + _hops(p) + "</td></tr>")
+                        + "".join(f"<div><code class=muted>{_e(f['code'])}</code> "
+                                  f"{_e(f['message'])}</div>" for f in findings)
+                        + _relay(p) + _hops(p) + "</td></tr>")
         body.append("</table>")
     body.append("<h2>Latency history</h2>" + _history_svg(rows))
     page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"

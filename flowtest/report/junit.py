@@ -3,11 +3,24 @@ shows flowtest's results in its test tab."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from flowtest.secrets import redact
+
+# XML 1.0 allows no control character but tab, newline and carriage return
+# (§2.2); a server's reply quoted in a diagnosis may hold any.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _well_formed(suite: ET.Element) -> None:
+    for el in suite.iter():
+        if el.text:
+            el.text = _NOT_XML.sub("?", el.text)
+        for key, value in el.attrib.items():
+            el.attrib[key] = _NOT_XML.sub("?", value)
 
 
 def build(report: dict[str, Any]) -> bytes:
@@ -24,12 +37,15 @@ def build(report: dict[str, Any]) -> bytes:
                              name=p["alias"],
                              time=f"{p['latency_s'] or 0:.3f}")
         text = "\n".join(p["diagnosis"])
+        # The headline's code as the failure's type: CI tools group on it.
+        codes = [f["code"] for f in p.get("findings", ())]
+        kind = {"type": codes[0]} if codes else {}
         if p["verdict"] == "fail":
             ET.SubElement(case, "failure", message=p["diagnosis"][0] if p["diagnosis"]
-                          else "failed").text = text
+                          else "failed", **kind).text = text
         elif p["verdict"] == "error":
             ET.SubElement(case, "error", message=p["diagnosis"][0] if p["diagnosis"]
-                          else "error").text = text
+                          else "error", **kind).text = text
         ET.SubElement(case, "system-out").text = text
     for f in dns:
         case = ET.SubElement(suite, "testcase", classname="flowtest.dns", name=f["code"])
@@ -39,6 +55,7 @@ def build(report: dict[str, Any]) -> bytes:
             ET.SubElement(case, "system-out").text = f"{f['message']}\nfix: {f['fix']}"
     if not probes and not dns:
         ET.SubElement(suite, "testcase", classname="flowtest.dns", name="all-clear")
+    _well_formed(suite)
     return redact(ET.tostring(suite, encoding="unicode", xml_declaration=True)).encode()
 
 

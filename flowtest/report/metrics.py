@@ -25,7 +25,10 @@ def nagios(report: dict[str, Any], *, warn_s: float, crit_s: float) -> tuple[int
     dns_bad = [f for f in report["dns"] if f["severity"] in ("error", "warning")]
     if bad:
         first = bad[0]
+        codes = [f["code"] for f in first.get("findings", ())]
+        headline = f"{codes[0]}: " if codes else ""
         summary = (f"{len(bad)}/{len(probes)} probes not passing; {first['leg']} {first['alias']}: "
+                   f"{headline}"
                    f"{first['diagnosis'][0] if first['diagnosis'] else first['verdict']}")
     elif dns_bad:
         summary = f"DNS: {dns_bad[0]['code']}: {dns_bad[0]['message']}"

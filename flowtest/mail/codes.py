@@ -1,0 +1,85 @@
+"""Diagnosis codes: the stable, upper-case key of every sentence a probe's
+diagnosis can hold (docs/verdicts.md says what each means and how to fix it).
+
+Scripts, notifications and translations key on these; the wording may
+change, a code never does. The doctor's findings use the same style, and
+where a probe and the doctor say the same thing they share the code
+(``MX_FOREIGN``, ``MX_MISSING``).
+"""
+
+from __future__ import annotations
+
+from flowtest.model import Diagnosis, Verdict, worst
+
+# Every code a probe's diagnosis can carry, with its one-line meaning.
+CODES: dict[str, str] = {
+    # inbound, delivered
+    "INBOUND_DELIVERED": "the probe reached the Gmail inbox",
+    "SPAM_FOLDER": "the probe reached Gmail's Spam folder",
+    "DUPLICATE_DELIVERY": "the probe arrived more than once",
+    "ALTERED_IN_TRANSIT": "the content changed on the way",
+    "GMAIL_AR_MISSING": "Gmail's own Authentication-Results header is missing",
+    "FORGED_AR_IGNORED": "headers claiming Gmail's authserv-id were forged and ignored",
+    "CLOUDFLARE_DKIM_FAIL": "Cloudflare's DKIM signature for the domain did not verify",
+    "FORWARD_SPF_FAIL": "SPF of the forwarded copy did not pass and ARC did not vouch",
+    "FORWARD_SPF_ERROR": "SPF of the domain could not be evaluated (permerror, temperror)",
+    "IMAP_RECONNECTED": "the IMAP connection dropped during the run",
+    "CLOUDFLARE_VERDICT": "what Cloudflare concluded on arrival (note)",
+    "CLOUDFLARE_VERDICT_MISSING": "the message carries no verdict of Cloudflare's (note)",
+    "CLOUDFLARE_SAW_SPF_FAIL": "Cloudflare saw SPF fail for the probe's sender",
+    "CLOUDFLARE_SAW_DMARC_FAIL": "Cloudflare saw DMARC fail for the probe's sender",
+    # inbound, not delivered
+    "INBOUND_LOST": "no copy in Gmail and no bounce",
+    "INBOUND_TIMEOUT": "delay warnings came back, but no copy arrived in time",
+    "NO_ROUTING_RULE": "Cloudflare refused the alias: no routing rule",
+    "GMAIL_ACCOUNT_GONE": "Gmail refused the forwarded copy: the destination account is gone",
+    "GMAIL_REFUSED": "Gmail refused the forwarded copy; Cloudflare passed the refusal back",
+    "GMAIL_TEMPFAIL": "Gmail deferred the forwarded copy (4xx); Cloudflare does not queue",
+    "CLOUDFLARE_REFUSED": "Cloudflare itself refused the probe",
+    "MX_FOREIGN": "the domain's MX points at another provider, which refused the probe",
+    "MX_MISSING": "the domain publishes no MX record",
+    "BOUNCED": "a bounce, quoted with who refused and who reported it",
+    "DELAYED": "a delay warning: the sender's server is retrying",
+    # outbound
+    "OUTBOUND_DELIVERED": "the send-as probe reached the probe mailbox",
+    "OUTBOUND_LOST": "no copy at the probe mailbox and no bounce",
+    "OUTBOUND_SPAM": "the receiver filed the send-as probe as spam",
+    "SENDAS_FROM_KEPT": "Gmail kept From: the alias (note)",
+    "SENDAS_FROM_REWRITTEN": "Gmail rewrote From: the alias is not a verified send-as address",
+    "SENDAS_SETUP_MISTAKES": "the Send-mail-as dialog's usual mistakes",
+    "SENDAS_GMAIL_SIGNED": "Gmail signed the message for gmail.com (note)",
+    "SENDAS_GMAIL_UNSIGNED": "Gmail did not sign the message (note)",
+    "SENDAS_DMARC_FAIL": "DMARC fails for the alias domain: the known send-as outcome",
+    "SENDAS_DMARC_REJECTED": "the receiver refused the send-as probe under p=reject",
+    "SENDAS_FIXES": "how to make send-as mail pass DMARC",
+    "RECEIVER_AR_MISSING": "the receiver's Authentication-Results is missing or untrusted",
+    "RECEIVER_VERDICT": "what the receiver concluded (note)",
+    "DMARC_LOOKUP_FAILED": "the domain's DMARC record could not be read (not the same as none)",
+    "GMAIL_SEND_LIMIT": "Gmail's daily sending limit is used up",
+    "GMAIL_LOGIN_THROTTLED": "Gmail refuses logins for a while",
+    "GMAIL_RATE_LIMITED": "Gmail limits how fast the account may send",
+    "GMAIL_SEND_REFUSED": "Gmail did not take the probe",
+    # both legs
+    "LATE": "slower than the failure threshold",
+    "SLOW": "slower than the warning threshold",
+    "SAME_ACCOUNT": "the probe account is the Gmail account",
+    "LOGIN_REFUSED": "a server refused the account's credentials",
+    "TLS_REFUSED": "a server's TLS was missing or not trusted",
+    "SERVER_UNREACHABLE": "a server could not be reached",
+    "SERVER_REFUSED": "a server answered with an error",
+    "WATCH_FAILED": "watching a mailbox failed during the run",
+    "NOT_TESTED": "flowtest could not test, for another reason",
+    "NOTE": "a sentence without a more specific code",
+}
+
+
+def finding(code: str, verdict: Verdict, text: str) -> Diagnosis:
+    """One coded sentence; a code not in :data:`CODES` is a bug, caught here."""
+    if code not in CODES:  # a typo here would silently break every script keyed on it
+        raise ValueError(f"unknown diagnosis code {code!r}")
+    return Diagnosis(code, text, verdict)
+
+
+def verdict_of(findings: list[Diagnosis]) -> Verdict:
+    """A probe's verdict: the worst its findings add (pass for notes only)."""
+    return worst([f.verdict for f in findings])
