@@ -52,17 +52,63 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
     if failure is not None:
         return [error_result(leg, a.address, p.token, str(failure))
                 for a, p in zip(targets, probes, strict=True)]
+    interrupted = False
     try:
         receipts = await send_all(sender, probes, config, app_password=app_password,
                                   progress=progress)
         results = list(await asyncio.gather(*(
             judge(alias, p, receipts[p.token]) for alias, p in zip(targets, probes,
                                                                    strict=True))))
-        if config.cleanup == "trash":
-            await cleanup(config, run_id, [target, reports], progress)
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
     finally:
-        await asyncio.gather(target[0].stop(), reports[0].stop())
+        # Whatever went wrong after sending (an exception in a judge, Ctrl-C,
+        # SIGTERM), this run's probes are moved, not left for the user.
+        try:
+            if config.cleanup == "trash":
+                await bounded_cleanup(config, run_id, [target, reports], progress,
+                                      interrupted=interrupted)
+        finally:
+            await asyncio.gather(target[0].stop(), reports[0].stop())
     return results
+
+
+# An interrupted run still moves its probes, but the user is waiting: after
+# this long the rest is left to `flowtest cleanup` (it finds them by token).
+INTERRUPTED_CLEANUP_S = 5.0
+
+
+async def bounded_cleanup(config: Config, run_id: str,
+                          watchers: Sequence[tuple[Watcher, bool]], progress: Progress, *,
+                          interrupted: bool) -> None:
+    """Run ``cleanup`` in a task of its own, so that an interruption (before
+    the cleanup or during it) gives it at most INTERRUPTED_CLEANUP_S more
+    instead of cutting it off at once."""
+    job = asyncio.ensure_future(cleanup(config, run_id, watchers, progress))
+    if interrupted:
+        await _finish_within(job, watchers, progress)
+        return
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await _finish_within(job, watchers, progress)
+        raise
+
+
+async def _finish_within(job: asyncio.Future[None], watchers: Sequence[tuple[Watcher, bool]],
+                         progress: Progress) -> None:
+    done, _ = await asyncio.wait({job}, timeout=INTERRUPTED_CLEANUP_S)
+    if not done:
+        job.cancel()
+    failure = (await asyncio.gather(job, return_exceptions=True))[0]
+    if failure is None:
+        return
+    why = (f"gave up after {INTERRUPTED_CLEANUP_S:g} s" if not done
+           else f"failed: {redact(str(failure))}")
+    for watcher, _app in watchers:
+        progress("cleanup-failed", watcher.account.address,
+                 f"{why}; `flowtest cleanup` moves what is left")
 
 
 async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
@@ -75,6 +121,9 @@ async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
     except FlowtestError as exc:
         await asyncio.gather(*(w.stop() for w in watchers))
         return exc
+    except asyncio.CancelledError:  # interrupted while logging in: leave no session open
+        await asyncio.gather(*(w.stop() for w in watchers))
+        raise
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from flowtest.model import ProbeResult
 
@@ -27,10 +28,12 @@ def render(console: Console, results: list[ProbeResult], *, title: str) -> None:
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for p in results:
         latency = f"{p.latency_s:.3f} s" if p.latency_s is not None else "-"
-        table.add_row(p.leg, p.alias, f"[{STYLE[p.verdict]}]{p.verdict.upper()}[/]",
-                      p.folder or "-", latency, _auth_cell(p))
+        # Text, never markup: aliases, folders and sentences come from configs and servers.
+        table.add_row(Text(p.leg), Text(p.alias), Text(p.verdict.upper(), STYLE[p.verdict]),
+                      Text(p.folder or "-"), latency, Text(_auth_cell(p)))
     console.print(table)
     for p in results:
-        console.print(f"[{STYLE[p.verdict]}]{p.verdict.upper():5}[/] {p.leg} {p.alias}")
+        console.print(Text.assemble((f"{p.verdict.upper():5}", STYLE[p.verdict]),
+                                    f" {p.leg} {p.alias}"))
         for sentence in p.diagnosis:
-            console.print(f"      {sentence}", soft_wrap=True)
+            console.print(Text(f"      {sentence}"), soft_wrap=True)
