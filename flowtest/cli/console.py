@@ -14,6 +14,7 @@ need it (docs/performance.md measures the help's start-up time).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,14 @@ def inert(text: str) -> str:
     or a reply cannot move the cursor, clear the screen or fake a new line."""
     return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def inert_result(result: Any) -> Any:
+    """A ProbeResult whose words for the table (report.table) are inert: its
+    alias, folder and diagnosis quote configs, mailboxes and remote servers."""
+    return dataclasses.replace(result, alias=inert(result.alias),
+                               folder=None if result.folder is None else inert(result.folder),
+                               diagnosis=tuple(inert(s) for s in result.diagnosis))
 
 
 def line(*pieces: Piece) -> Text:

@@ -148,7 +148,7 @@ def finish(config: Any, results: list[Any], started: float, finished: float, run
     if findings is not None:
         show.findings(out, findings)
     if results:
-        table.render(out, results, title=title)
+        table.render(out, [show.inert_result(r) for r in results], title=title)
     show.verdict(out, report["verdict"])
     if args.json:
         show.say(out, f"JSON report: {args.json}")
