@@ -85,7 +85,8 @@ async def bounded_cleanup(config: Config, run_id: str,
     """Run ``cleanup`` in a task of its own, so that an interruption (before
     the cleanup or during it) gives it at most INTERRUPTED_CLEANUP_S more
     instead of cutting it off at once."""
-    job = asyncio.ensure_future(cleanup(config, run_id, watchers, progress))
+    job = asyncio.ensure_future(cleanup(config, run_id, watchers, progress,
+                                        look_again=interrupted))
     if interrupted:
         await _finish_within(job, watchers, progress)
         return
@@ -213,7 +214,7 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
 
 
 async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher, bool]],
-                  progress: Progress) -> None:
+                  progress: Progress, *, look_again: bool = False) -> None:
     """Move this run's probes (and bounces about them, and Sent copies) to Trash;
     nothing else. The watchers are stopped first: one connection per mailbox."""
     prefix = probe.run_prefix(run_id)
@@ -221,8 +222,10 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     # run: a delivery report or copy that landed while it was reconnecting is
     # still this run's to remove. (A watcher that stayed connected was told of
     # each message within milliseconds; the look costs a dozen round trips.)
+    # An interrupted run looks everywhere: it stopped at an arbitrary moment,
+    # perhaps between a message's arrival and the watcher's fetch of it.
     await asyncio.gather(*(watcher.catch_up(config.timeouts.connect_s * 2)
-                           for watcher, _ in watchers if watcher.reconnects))
+                           for watcher, _ in watchers if look_again or watcher.reconnects))
     found_by = [{(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
                  for a in watcher.arrivals(tokens)} for watcher, _ in watchers]
     # Stop every watcher before cleaning any mailbox: holding no connection
