@@ -25,8 +25,9 @@ T = TypeVar("T")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(Exception):
-    """The user (or the service manager) stopped the command with a signal."""
+class Interrupted(BaseException):
+    """The user (or the service manager) stopped the command with a signal. A
+    BaseException, like KeyboardInterrupt: no ``except Exception`` swallows it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -91,7 +92,7 @@ def run(main: Coroutine[Any, Any, T], *, cleanup_s: float | None,
     # remove_signal_handler leaves SIGTERM at its default action: put back ours.
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     try:
-        return asyncio.run(supervised())
+        result = asyncio.run(supervised())
     except asyncio.CancelledError:
         if got:
             raise Interrupted(got[0]) from None
@@ -99,3 +100,6 @@ def run(main: Coroutine[Any, Any, T], *, cleanup_s: float | None,
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if got:  # the run ended by itself just as the signal came: still the user's word
+        raise Interrupted(got[0])
+    return result

@@ -12,7 +12,12 @@ from typing import Any
 from flowtest.cli import console as show
 from flowtest.cli import interrupt
 from flowtest.cli.legs import exit_for
-from flowtest.cli.target import add_config_option, add_fault_option, opened
+from flowtest.cli.target import (
+    add_config_option,
+    add_fault_option,
+    add_insecure_option,
+    opened,
+)
 from flowtest.errors import ConfigError
 
 
@@ -29,6 +34,7 @@ def add(sub: Any) -> None:
     sp.add_argument("--alias", metavar="ADDRESS",
                     help="the alias to probe (default: the first configured)")
     add_fault_option(sp, "sandbox only: start the world with this fault (repeatable)")
+    add_insecure_option(sp)
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
                     help="run folder (with latency.svg) and history (default: reports/)")
     sp.add_argument("--json", metavar="PATH", type=Path,
