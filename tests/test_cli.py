@@ -56,7 +56,12 @@ def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str])
                                          "--aliases", "--truth"],
                              "init": ["--path", "--domain", "--alias", "--force"],
                              "cleanup": ["--config", "--older-than", "--dry-run",
-                                         "--insecure"]}.items():
+                                         "--insecure"],
+                             "login-check": ["--config", "--insecure", "--sandbox", "--fault"],
+                             "inspect": ["--authserv-id", "--provider", "--json"],
+                             "latency": ["--config", "--count", "--interval", "--alias",
+                                         "--fault", "--insecure", "--report-dir", "--json"],
+                             "report": ["--report-dir"]}.items():
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         text = capsys.readouterr().out

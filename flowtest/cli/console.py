@@ -14,7 +14,6 @@ need it (docs/performance.md measures the help's start-up time).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,8 @@ def inert(text: str) -> str:
 def inert_result(result: Any) -> Any:
     """A ProbeResult whose words for the table (report.table) are inert: its
     alias, folder and diagnosis quote configs, mailboxes and remote servers."""
+    import dataclasses
+
     return dataclasses.replace(result, alias=inert(result.alias),
                                folder=None if result.folder is None else inert(result.folder),
                                diagnosis=tuple(inert(s) for s in result.diagnosis))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ def add(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import json
+
     from flowtest import providers
     from flowtest.mail.inspect import inspect
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,8 @@ async def _measure(config: Any, args: argparse.Namespace) -> list[Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    import json
+
     from flowtest.flows.common import INTERRUPTED_CLEANUP_S
     from flowtest.mail.probe import new_run_id
     from flowtest.mail.stats import by_hop

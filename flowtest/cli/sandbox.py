@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
 import signal
 import sys
 import threading
@@ -101,6 +99,9 @@ def _describe(out: Any, config: Any, args: argparse.Namespace) -> None:
 
 
 def _stream_truth(world: Any, path: Path, closing: contextlib.ExitStack) -> None:
+    import dataclasses
+    import json
+
     try:
         sink = closing.enter_context(path.open("a", encoding="utf-8"))
     except OSError as exc:

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowtest.errors import ConfigError
 
 DEFAULT_CONFIG = Path("flowtest.toml")
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     config: Any               # flowtest.config.Config
     world: Any = None         # the sandbox World when this command started one
 
@@ -89,6 +87,8 @@ def opened(args: argparse.Namespace, *, sandbox: bool, aliases: Sequence[str] | 
 
 def overrides(config: Any, args: argparse.Namespace) -> Any:
     """--keep, --timeout and --insecure, where the command has them."""
+    import dataclasses
+
     changes: dict[str, Any] = {}
     if getattr(args, "keep", False):
         changes["cleanup"] = "keep"
