@@ -223,8 +223,10 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     # still this run's to remove. (A watcher that stayed connected was told of
     # each message within milliseconds; the look costs a dozen round trips.)
     # An interrupted run looks everywhere: it stopped at an arbitrary moment,
-    # perhaps between a message's arrival and the watcher's fetch of it.
-    await asyncio.gather(*(watcher.catch_up(config.timeouts.connect_s * 2)
+    # perhaps between a message's arrival and the watcher's fetch of it. The
+    # look may take half its time; the moving needs the other half.
+    look_s = INTERRUPTED_CLEANUP_S / 2 if look_again else config.timeouts.connect_s * 2
+    await asyncio.gather(*(watcher.catch_up(look_s)
                            for watcher, _ in watchers if look_again or watcher.reconnects))
     found_by = [{(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
                  for a in watcher.arrivals(tokens)} for watcher, _ in watchers]
