@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -44,6 +45,9 @@ def sigterm_interrupts() -> Iterator[None]:
     def stop(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
+    if not _in_main_thread():  # only the main thread may set handlers
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
@@ -81,6 +85,8 @@ def run(main: Coroutine[Any, Any, T], *, cleanup_s: float | None,
             on_signal()
             task.cancel()
 
+        if not _in_main_thread():
+            return await main
         for s in SIGNALS:
             loop.add_signal_handler(s, stop, s)
         try:
@@ -90,7 +96,7 @@ def run(main: Coroutine[Any, Any, T], *, cleanup_s: float | None,
                 loop.remove_signal_handler(s)
 
     # remove_signal_handler leaves SIGTERM at its default action: put back ours.
-    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    previous = {s: signal.getsignal(s) for s in SIGNALS} if _in_main_thread() else {}
     try:
         result = asyncio.run(supervised())
     except asyncio.CancelledError:
@@ -103,3 +109,7 @@ def run(main: Coroutine[Any, Any, T], *, cleanup_s: float | None,
     if got:  # the run ended by itself just as the signal came: still the user's word
         raise Interrupted(got[0])
     return result
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
