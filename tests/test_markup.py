@@ -86,3 +86,11 @@ def test_every_piece_prints_as_itself(piece: str, capsys: pytest.CaptureFixture[
 
 def test_control_characters_are_shown_not_obeyed() -> None:
     assert console.inert("a\x1b[2Jb\r\nc\u202ed\tz") == "a\\x1b[2Jb\\x0d\\x0ac\\u202ed\tz"
+
+
+def test_an_error_quoting_a_hostile_name_is_shown_not_obeyed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    name = tmp_path / "\x1b]8;;http://x\x1b\\[/]missing.eml"
+    assert cli.main(["inspect", str(name)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b]8;;http://x\\x1b\\[/]missing.eml" in err

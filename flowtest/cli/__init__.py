@@ -31,6 +31,7 @@ from flowtest.cli import (
     run,
     sandbox,
 )
+from flowtest.cli.console import inert
 from flowtest.cli.interrupt import Interrupted, sigterm_interrupts
 from flowtest.errors import ConfigError, FlowtestError, UnknownFault
 
@@ -77,26 +78,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _exit_code(exc: FlowtestError | Interrupted | KeyboardInterrupt,
                args: argparse.Namespace) -> int:
-    """The one place an error becomes a message and an exit code."""
+    """The one place an error becomes a message and an exit code. Messages
+    quote files and servers: redacted, and their control characters shown."""
     from flowtest.secrets import redact
+
+    def shown(exc: BaseException) -> str:
+        return inert(redact(str(exc)))
 
     nagios = getattr(args, "nagios", False)
     if isinstance(exc, ConfigError):
-        print(f"flowtest: config error: {exc}", file=sys.stderr)
+        print(f"flowtest: config error: {shown(exc)}", file=sys.stderr)
         if nagios:  # a monitoring system reads 2 as CRITICAL; this is "could not test"
-            print(f"FLOWTEST UNKNOWN - config error: {exc}")
+            print(f"FLOWTEST UNKNOWN - config error: {shown(exc)}")
             return EXIT_UNKNOWN
         return EXIT_USAGE
     if isinstance(exc, UnknownFault):
-        print(f"flowtest: {exc}", file=sys.stderr)
+        print(f"flowtest: {shown(exc)}", file=sys.stderr)
         return EXIT_USAGE
     if isinstance(exc, FlowtestError):
         if args.debug:
             import traceback
             print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
-        print(f"flowtest: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"flowtest: error: {shown(exc)}", file=sys.stderr)
         if nagios:
-            print(f"FLOWTEST UNKNOWN - {redact(str(exc))}")
+            print(f"FLOWTEST UNKNOWN - {shown(exc)}")
             return EXIT_UNKNOWN
         return EXIT_FAIL
     stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)

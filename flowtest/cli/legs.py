@@ -141,7 +141,7 @@ def finish(config: Any, results: list[Any], started: float, finished: float, run
     if getattr(args, "nagios", False):
         code, line = metrics.nagios(report, warn_s=config.thresholds.latency_warn_s,
                                     crit_s=config.thresholds.latency_fail_s)
-        print(show.nagios_prefix(config) + line)
+        print(show.inert(show.nagios_prefix(config) + line))  # one line, whatever it quotes
         return code
     out = show.console()
     show.banner(out, config)
