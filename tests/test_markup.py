@@ -90,7 +90,7 @@ def test_control_characters_are_shown_not_obeyed() -> None:
 
 def test_an_error_quoting_a_hostile_name_is_shown_not_obeyed(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    name = tmp_path / "\x1b]8;;http://x\x1b\\[/]missing.eml"
+    name = tmp_path / "\x1b]8;;x\x1b\\[/]missing.eml"
     assert cli.main(["inspect", str(name)]) == 2
     err = capsys.readouterr().err
-    assert "\x1b" not in err and "\\x1b]8;;http://x\\x1b\\[/]missing.eml" in err
+    assert "\x1b" not in err and "\\x1b]8;;x\\x1b\\[/]missing.eml" in err
