@@ -22,7 +22,7 @@ def add(sub: Any) -> None:
     sp.add_argument("--authserv-id", metavar="ID",
                     help="whose Authentication-Results to trust (default: the topmost "
                          "header's, e.g. mx.google.com)")
-    sp.add_argument("--provider", metavar="NAME",
+    sp.add_argument("--provider", metavar="NAME", type=str.lower,
                     help="the receiving provider's profile, as in flowtest.toml (gmail, "
                          "outlook, fastmail, …; an unknown name lists them): how it stamps "
                          "its verdicts")
