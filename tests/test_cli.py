@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -55,7 +56,12 @@ def test_help_lists_every_command_and_option(capsys: pytest.CaptureFixture[str])
                                          "--aliases", "--truth"],
                              "init": ["--path", "--domain", "--alias", "--force"],
                              "cleanup": ["--config", "--older-than", "--dry-run",
-                                         "--insecure"]}.items():
+                                         "--insecure"],
+                             "login-check": ["--config", "--insecure", "--sandbox", "--fault"],
+                             "inspect": ["--authserv-id", "--provider", "--json"],
+                             "latency": ["--config", "--count", "--interval", "--alias",
+                                         "--fault", "--insecure", "--report-dir", "--json"],
+                             "report": ["--report-dir"]}.items():
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         text = capsys.readouterr().out
@@ -262,3 +268,67 @@ def test_sandbox_refuses_bad_alias_counts(value: str,
         cli.main(["sandbox", "--aliases", value])
     assert done.value.code == 2
     assert "--aliases" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_a_timeout_that_is_not_a_wait_is_a_usage_error(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--timeout 0 used to be ignored silently (the configured wait ran)."""
+    for command in (["demo", "--leg", "inbound"], ["run", "-c", "missing.toml"]):
+        with pytest.raises(SystemExit) as done:
+            cli.main([*command, "--timeout", value])
+        assert done.value.code == 2
+        assert "--timeout" in capsys.readouterr().err
+
+
+def _plaintext_config(world: World, tmp_path: Path) -> Path:
+    path = world.write_config(tmp_path / "flowtest.toml")
+    text = path.read_text()
+    assert text.count('tls = "implicit"') >= 1
+    path.write_text(text.replace('tls = "implicit"', 'tls = "plain"', 1))
+    return path
+
+
+def test_plaintext_is_said_in_every_output_not_only_insecure(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _plaintext_config(world, tmp_path)
+    config = cli.target.overrides(cfg.load(path), argparse.Namespace(insecure=True))
+    assert cli.console.transport_warnings(config)[0].startswith("PLAINTEXT")
+    assert cli.console.nagios_prefix(config) == "PLAINTEXT INSECURE TLS: "
+    cli.main(["login-check", "-c", str(path), "--insecure"])
+    out = capsys.readouterr().out
+    assert "PLAINTEXT" in out and "INSECURE" in out
+    # Verification off but TLS everywhere: INSECURE only.
+    assert cli.console.transport_warnings(cli.target.overrides(
+        world.config(), argparse.Namespace(insecure=True)))[0].startswith("INSECURE")
+
+
+def test_latency_marks_an_insecure_run_like_run_does(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = world.write_config(tmp_path / "flowtest.toml")
+    report = tmp_path / "latency.json"
+    assert cli.main(["latency", "-c", str(path), "--insecure", "-n", "1", "--json",
+                     str(report), "--report-dir", str(tmp_path / "reports")]) == 0
+    assert "INSECURE" in capsys.readouterr().out
+    assert json.loads(report.read_text())["insecure"] is True
+
+
+def test_inspect_takes_a_provider_profile(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import inspect as python_inspect
+
+    from flowtest import providers
+    from flowtest.mail.inspect import inspect
+    from tests.test_parsers import GMAIL_BLOCK
+
+    eml = tmp_path / "original.eml"
+    eml.write_bytes(GMAIL_BLOCK)
+    assert cli.main(["inspect", str(eml), "--provider", "no-such-provider"]) == 2
+    assert "--provider" in capsys.readouterr().err
+    if "provider" not in python_inspect.signature(inspect).parameters:
+        pytest.skip("mail.inspect takes no provider yet (it comes with another branch)")
+    out_json = tmp_path / "inspect.json"
+    for name in sorted(providers.PROVIDERS):
+        assert cli.main(["inspect", str(eml), "--provider", name, "--json", str(out_json)]) == 0
+        assert json.loads(out_json.read_text()) == inspect(
+            GMAIL_BLOCK, provider=name).to_json()  # type: ignore[call-arg, unused-ignore]

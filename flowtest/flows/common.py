@@ -52,17 +52,64 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
     if failure is not None:
         return [error_result(leg, a.address, p.token, str(failure), code=error_code(failure))
                 for a, p in zip(targets, probes, strict=True)]
+    interrupted = False
     try:
         receipts = await send_all(sender, probes, config, app_password=app_password,
                                   progress=progress)
         results = list(await asyncio.gather(*(
             judge(alias, p, receipts[p.token]) for alias, p in zip(targets, probes,
                                                                    strict=True))))
-        if config.cleanup == "trash":
-            await cleanup(config, run_id, [target, reports], progress)
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
     finally:
-        await asyncio.gather(target[0].stop(), reports[0].stop())
+        # Whatever went wrong after sending (an exception in a judge, Ctrl-C,
+        # SIGTERM), this run's probes are moved, not left for the user.
+        try:
+            if config.cleanup == "trash":
+                await bounded_cleanup(config, run_id, [target, reports], progress,
+                                      interrupted=interrupted)
+        finally:
+            await asyncio.gather(target[0].stop(), reports[0].stop())
     return results
+
+
+# An interrupted run still moves its probes, but the user is waiting: after
+# this long the rest is left to `flowtest cleanup` (it finds them by token).
+INTERRUPTED_CLEANUP_S = 5.0
+
+
+async def bounded_cleanup(config: Config, run_id: str,
+                          watchers: Sequence[tuple[Watcher, bool]], progress: Progress, *,
+                          interrupted: bool) -> None:
+    """Run ``cleanup`` in a task of its own, so that an interruption (before
+    the cleanup or during it) gives it at most INTERRUPTED_CLEANUP_S more
+    instead of cutting it off at once."""
+    job = asyncio.ensure_future(cleanup(config, run_id, watchers, progress,
+                                        look_again=interrupted))
+    if interrupted:
+        await _finish_within(job, watchers, progress)
+        return
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await _finish_within(job, watchers, progress)
+        raise
+
+
+async def _finish_within(job: asyncio.Future[None], watchers: Sequence[tuple[Watcher, bool]],
+                         progress: Progress) -> None:
+    done, _ = await asyncio.wait({job}, timeout=INTERRUPTED_CLEANUP_S)
+    if not done:
+        job.cancel()
+    failure = (await asyncio.gather(job, return_exceptions=True))[0]
+    if failure is None:
+        return
+    why = (f"gave up after {INTERRUPTED_CLEANUP_S:g} s" if not done
+           else f"failed: {redact(str(failure))}")
+    for watcher, _app in watchers:
+        progress("cleanup-failed", watcher.account.address,
+                 f"{why}; `flowtest cleanup` moves what is left")
 
 
 async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
@@ -75,6 +122,9 @@ async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
     except FlowtestError as exc:
         await asyncio.gather(*(w.stop() for w in watchers))
         return exc
+    except asyncio.CancelledError:  # interrupted while logging in: leave no session open
+        await asyncio.gather(*(w.stop() for w in watchers))
+        raise
     return None
 
 
@@ -178,7 +228,7 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
 
 
 async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher, bool]],
-                  progress: Progress) -> None:
+                  progress: Progress, *, look_again: bool = False) -> None:
     """Move this run's probes (and bounces about them, and Sent copies) to Trash;
     nothing else. The watchers are stopped first: one connection per mailbox."""
     prefix = probe.run_prefix(run_id)
@@ -186,8 +236,12 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     # run: a delivery report or copy that landed while it was reconnecting is
     # still this run's to remove. (A watcher that stayed connected was told of
     # each message within milliseconds; the look costs a dozen round trips.)
-    await asyncio.gather(*(watcher.catch_up(config.timeouts.connect_s * 2)
-                           for watcher, _ in watchers if watcher.reconnects))
+    # An interrupted run looks everywhere: it stopped at an arbitrary moment,
+    # perhaps between a message's arrival and the watcher's fetch of it. The
+    # look may take half its time; the moving needs the other half.
+    look_s = INTERRUPTED_CLEANUP_S / 2 if look_again else config.timeouts.connect_s * 2
+    await asyncio.gather(*(watcher.catch_up(look_s)
+                           for watcher, _ in watchers if look_again or watcher.reconnects))
     found_by = [{(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
                  for a in watcher.arrivals(tokens)} for watcher, _ in watchers]
     # Stop every watcher before cleaning any mailbox: holding no connection

@@ -16,12 +16,10 @@ from typing import Any
 
 from flowtest.mail import authresults, received, receivers
 from flowtest.mail.orgdomain import org_domain
+from flowtest.mail.text import inert
 from flowtest.model import AuthVerdict, Hop, Receiver
 
 CLOUDFLARE = authresults.CLOUDFLARE_AUTHSERV_ID
-
-
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,7 @@ class Finding:
     text: str   # one line; header values in it are cut short and control characters replaced
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "text", _CONTROL_RE.sub("?", self.text))
+        object.__setattr__(self, "text", inert(self.text))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from flowtest.mail import text
 from flowtest.mail.bounce import Bounce
 from flowtest.mail.codes import CODES, finding, verdict_of
 from flowtest.model import AuthVerdict, Diagnosis, Thresholds, Verdict
@@ -25,14 +26,7 @@ def _fmt_s(value: float) -> str:
     return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _quote(text: str, limit: int = 300) -> str:
-    """A remote server's words: one line, no control characters (they would
-    drive a terminal or break XML), of bounded length."""
-    flat = _CONTROL_RE.sub("?", " ".join(text.split()))
-    return flat if len(flat) <= limit else flat[:limit] + "…"
+_quote = text.quote  # a remote server's words: one line, inert, bounded
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,19 @@ replies quoted in a diagnosis) is printed as plain text, never as markup."""
 
 from __future__ import annotations
 
-import re
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flowtest.mail.text import inert
 from flowtest.model import AuthVerdict, ProbeResult
 
 STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold magenta"}
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _plain(value: str) -> Text:
     """Untrusted text as inert text: no markup, no terminal control sequences."""
-    return Text(_CONTROL_RE.sub("?", value))
+    return Text(inert(value))
 
 
 def _auth_cell(auth: AuthVerdict | None, *, aligned: bool = True) -> str:

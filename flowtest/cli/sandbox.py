@@ -1,0 +1,114 @@
+"""`flowtest sandbox`: the sandbox world in the foreground, for manual use and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from flowtest.cli import console as show
+from flowtest.cli.target import add_fault_option, check_faults
+from flowtest.errors import ConfigError
+
+
+def aliases(text: str) -> list[str]:
+    from flowtest.config import MAX_ALIASES
+
+    if text.strip().isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_ALIASES:
+            raise argparse.ArgumentTypeError(f"between 1 and {MAX_ALIASES}, not {count}")
+        return [f"a{i:03d}" for i in range(count)]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or len(names) > MAX_ALIASES:
+        raise argparse.ArgumentTypeError(f"give 1 to {MAX_ALIASES} names, comma-separated")
+    return names
+
+
+def add(sub: Any) -> None:
+    sp = sub.add_parser("sandbox", help="run the sandbox world in the foreground",
+                        description="Run the sandbox until Ctrl-C, print its endpoints and "
+                                    "accounts, and optionally write a config for it.")
+    sp.add_argument("--write-config", metavar="PATH", type=Path,
+                    help="write a flowtest.toml for this world (secrets in files beside it)")
+    add_fault_option(sp, "start with this fault (repeatable)")
+    sp.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    sp.add_argument("--for", dest="duration", metavar="S", type=float,
+                    help="stop by itself after S seconds")
+    sp.add_argument("--aliases", metavar="NAMES|N", type=aliases,
+                    help="the routed aliases: comma-separated names, or a number N for "
+                         "N generated ones a000, a001, … (at most 200; default: hello, "
+                         "billing, me)")
+    sp.add_argument("--truth", metavar="PATH", type=Path,
+                    help="append the sandbox's ground truth to PATH as JSON lines, as it "
+                         "happens (submitted, stored, listed, imap-open, …; for benchmarks)")
+    sp.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from flowtest import guard
+    from flowtest.sandbox import FAULTS, World
+
+    out = show.console()
+    if args.list_faults:
+        for name, what in FAULTS.items():
+            show.say(out, (f"{name:18}", show.STRONG), f" {what}")
+        return 0
+    check_faults(args.fault)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    try:
+        options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
+        # The truth file closes after the world stops: its last events still land.
+        with guard.guarded(), contextlib.ExitStack() as closing, \
+                World(faults=args.fault, **options) as world:
+            if args.truth is not None:
+                _stream_truth(world, args.truth, closing)
+            _describe(out, world.config(), args)
+            if args.write_config:
+                path = world.write_config(args.write_config)
+                show.say(out, f"  config written to {path} (valid while this sandbox runs)")
+            sys.stdout.flush()
+            stop.wait(args.duration)
+            show.say(out, "stopping…")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    show.say(out, "sandbox stopped")
+    return 0
+
+
+def _describe(out: Any, config: Any, args: argparse.Namespace) -> None:
+    show.say(out, ("flowtest sandbox", show.STRONG), " is running. Ctrl-C stops it.")
+    for name, account in (("Gmail", config.gmail), ("probe account", config.probe)):
+        show.say(out, f"  {name}: {account.address}  (password: {account.password.ref})")
+        show.say(out, f"    SMTP {account.smtp.host}:{account.smtp.port} "
+                      f"[{account.smtp.tls}] at {account.smtp.address}")
+        show.say(out, f"    IMAP {account.imap.host}:{account.imap.port} "
+                      f"[{account.imap.tls}] at {account.imap.address}")
+    ns = ", ".join(f"{h}:{p}" for h, p in config.dns.nameservers)
+    show.say(out, f"  DNS {ns} (UDP and TCP); CA {config.tls.ca_file}")
+    show.say(out, f"  aliases: {', '.join(a.address for a in config.aliases)}")
+    if args.fault:
+        show.say(out, f"  faults: {', '.join(args.fault)}")
+
+
+def _stream_truth(world: Any, path: Path, closing: contextlib.ExitStack) -> None:
+    import dataclasses
+    import json
+
+    try:
+        sink = closing.enter_context(path.open("a", encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot write: {exc.strerror}", file=path) from None
+
+    def write(event: Any) -> None:
+        sink.write(json.dumps(dataclasses.asdict(event)) + "\n")
+        sink.flush()
+    world.truth.subscribe(write)
+

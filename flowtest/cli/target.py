@@ -1,0 +1,102 @@
+"""What a command tests: the sandbox world, started here, or a config file; the
+command line's overrides applied, and the network guard on for any sandbox.
+
+The sandbox is imported only when a command asks for it (it pulls in the mail
+servers; `flowtest --help` and a live run need none of that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from flowtest.errors import ConfigError
+
+DEFAULT_CONFIG = Path("flowtest.toml")
+
+
+class Target(NamedTuple):
+    config: Any               # flowtest.config.Config
+    world: Any = None         # the sandbox World when this command started one
+
+
+def add_config_option(sp: argparse.ArgumentParser, *, default: Path | None = DEFAULT_CONFIG,
+                      help: str = "the config file (default: ./flowtest.toml)") -> None:
+    sp.add_argument("--config", "-c", metavar="FILE", type=Path, default=default, help=help)
+
+
+def add_fault_option(sp: argparse.ArgumentParser, help: str) -> None:
+    sp.add_argument("--fault", metavar="NAME[=VALUE]", action="append", default=[], help=help)
+
+
+def add_insecure_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--insecure", action="store_true",
+                    help="accept plaintext and unverified TLS (loudly marked in all output: "
+                         "PLAINTEXT, INSECURE)")
+
+
+def seconds(text: str) -> float:
+    """A duration flag: more than 0 and finite (0 would mean 'never wait')."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def check_faults(specs: Sequence[str]) -> None:
+    from flowtest.sandbox.faults import parse
+
+    for spec in specs:
+        parse(spec)
+
+
+@contextlib.contextmanager
+def opened(args: argparse.Namespace, *, sandbox: bool, aliases: Sequence[str] | None = None,
+           fault_hint: str = "--fault needs --sandbox") -> Iterator[Target]:
+    """The target, for the length of the ``with``. With ``sandbox`` the world
+    runs until the block ends (so the whole command is tested against it);
+    otherwise ``args.config`` is loaded, and a sandbox config file turns the
+    guard on too."""
+    from flowtest import guard
+
+    faults: list[str] = getattr(args, "fault", None) or []
+    if sandbox:
+        from flowtest.sandbox import World
+
+        check_faults(faults)
+        options: dict[str, Any] = {"aliases": list(aliases)} if aliases else {}
+        with guard.guarded(), World(faults=faults, **options) as world:
+            yield Target(overrides(world.config(), args), world)
+        return
+    from flowtest import config as cfg
+
+    if faults:
+        raise ConfigError(fault_hint, key="--fault")
+    config = overrides(cfg.load(getattr(args, "config", None) or DEFAULT_CONFIG), args)
+    if config.target == "sandbox":
+        guard.enable()
+    yield Target(config)
+
+
+def overrides(config: Any, args: argparse.Namespace) -> Any:
+    """--keep, --timeout and --insecure, where the command has them."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    if getattr(args, "keep", False):
+        changes["cleanup"] = "keep"
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None:
+        if not math.isfinite(timeout) or timeout <= 0:  # also when called without argparse
+            raise ConfigError("must be more than 0 seconds", key="--timeout")
+        changes["timeouts"] = dataclasses.replace(config.timeouts, delivery_s=timeout)
+    if getattr(args, "insecure", False):
+        changes["tls"] = dataclasses.replace(config.tls, insecure=True)
+    return dataclasses.replace(config, **changes) if changes else config
