@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 
 from flowtest import guard
-from flowtest.config import Config, load
+from flowtest.config import Config, load, plaintext_endpoints
 from flowtest.errors import ConfigError
 from flowtest.report import history
 from flowtest.report.run_folder import HISTORY
@@ -153,9 +153,7 @@ def _insecure(conf: Config | None) -> str | None:
     """What `flowtest run` would warn about: tls.insecure, and plaintext endpoints."""
     if conf is None or not conf.tls.insecure:
         return None
-    plain = [f"{role}.{kind}" for role, account in (("gmail", conf.gmail), ("probe", conf.probe))
-             for kind, ep in (("smtp", account.smtp), ("imap", account.imap))
-             if ep.tls == "plain"]
+    plain = plaintext_endpoints(conf)
     return ("INSECURE: TLS verification is off" +
             (f"; PLAINTEXT: {', '.join(plain)}" if plain else ""))
 
@@ -323,6 +321,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         from flowtest.mail.probe import new_run_id
         from flowtest.report import json_report, run_folder
         report = json_report.build(target=plan.target, insecure=insecure is not None,
+                                   plaintext=plaintext_endpoints(plan.config) if plan.config
+                                   else (),
                                    started_at=config.stash[_STARTED], finished_at=time.time(),
                                    probes=results, run_id=new_run_id())
         folder = run_folder.write(report, Path(report_dir))

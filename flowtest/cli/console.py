@@ -62,17 +62,11 @@ def progress(err: Console, *pieces: Piece) -> None:
     err.log(line(*pieces))
 
 
-def plaintext_endpoints(config: Any) -> list[str]:
-    """Where this config talks without any TLS (tls = "plain")."""
-    return [f"{account.address} {kind.upper()} {endpoint}"
-            for account in (config.gmail, config.probe)
-            for kind, endpoint in (("smtp", account.smtp), ("imap", account.imap))
-            if endpoint.tls == "plain"]
-
-
 def transport_warnings(config: Any) -> list[str]:
     """The loud words for a run whose transport is not safe, worst first: no
     TLS at all is worse than TLS without verification, and says so."""
+    from flowtest.config import plaintext_endpoints  # not at import: `--help` stays fast
+
     words = []
     plain = plaintext_endpoints(config)
     if plain:
@@ -85,6 +79,8 @@ def transport_warnings(config: Any) -> list[str]:
 
 def nagios_prefix(config: Any) -> str:
     """The same warning at the front of a Nagios line (one line, few words)."""
+    from flowtest.config import plaintext_endpoints
+
     marks = (["PLAINTEXT"] if plaintext_endpoints(config) else []) + \
         (["INSECURE TLS"] if config.tls.insecure else [])
     return " ".join(marks) + ": " if marks else ""

@@ -70,6 +70,7 @@ async def _measure(config: Any, args: argparse.Namespace) -> list[Any]:
 def main(args: argparse.Namespace) -> int:
     import json
 
+    from flowtest.config import plaintext_endpoints
     from flowtest.flows.common import INTERRUPTED_CLEANUP_S
     from flowtest.mail.probe import new_run_id
     from flowtest.mail.stats import by_hop
@@ -87,7 +88,8 @@ def main(args: argparse.Namespace) -> int:
             None if config.cleanup == "keep" else INTERRUPTED_CLEANUP_S))
     summaries = by_hop(results)
     report = json_report.build(target=config.target, started_at=started, finished_at=time.time(),
-                               probes=results, insecure=config.tls.insecure, run_id=new_run_id())
+                               probes=results, insecure=config.tls.insecure, run_id=new_run_id(),
+                               plaintext=plaintext_endpoints(config))
     folder = run_folder.write(report, args.report_dir)
     latencies = [r.latency_s for r in results if r.latency_s is not None]
     plot = latency_plot.write(folder / "latency.svg", latencies,

@@ -127,10 +127,12 @@ def check_dns(config: Any) -> list[Any]:
 def finish(config: Any, results: list[Any], started: float, finished: float, run_id: str,
            args: argparse.Namespace, title: str, findings: list[Any] | None = None) -> int:
     """Write every report asked for, then show the run; the exit code."""
+    from flowtest.config import plaintext_endpoints
     from flowtest.report import json_report, metrics, run_folder, table
 
     report = json_report.build(target=config.target, started_at=started, finished_at=finished,
                                probes=results, insecure=config.tls.insecure, run_id=run_id,
+                               plaintext=plaintext_endpoints(config),
                                dns=[f.to_json() for f in findings or []])
     folder = run_folder.write(report, args.report_dir) if getattr(args, "report_dir", None) \
         else None

@@ -21,14 +21,35 @@ from flowtest.config.settings import (
     TlsSettings,
     check_address,
     check_domain,
+    plaintext_endpoints,
     receiver,
 )
 from flowtest.config.template import SECRET_SOURCES, TEMPLATE, secret_ref, template
 from flowtest.model import Thresholds
 
 __all__ = [
-    "MAX_ALIASES", "SECRET_SOURCES", "TEMPLATE", "TOP_KEYS", "Account", "Alias", "CleanupMode",
-    "Config", "DnsSettings", "Endpoint", "Limits", "Target", "Thresholds", "Timeouts", "TlsMode",
-    "TlsSettings", "check_address", "check_domain", "load", "parse", "receiver", "secret_ref",
+    "MAX_ALIASES",
+    "SECRET_SOURCES",
+    "TEMPLATE",
+    "TOP_KEYS",
+    "Account",
+    "Alias",
+    "CleanupMode",
+    "Config",
+    "DnsSettings",
+    "Endpoint",
+    "Limits",
+    "Target",
+    "Thresholds",
+    "Timeouts",
+    "TlsMode",
+    "TlsSettings",
+    "check_address",
+    "check_domain",
+    "load",
+    "parse",
+    "plaintext_endpoints",
+    "receiver",
+    "secret_ref",
     "template",
 ]

@@ -142,6 +142,14 @@ class Config:
     path: Path | None = None
 
 
+def plaintext_endpoints(config: Config) -> list[str]:
+    """Where this config talks without any TLS (``tls = "plain"``, allowed only
+    with --insecure): every output of such a run says PLAINTEXT."""
+    return [f"{role}.{kind} {endpoint}"
+            for role, account in (("gmail", config.gmail), ("probe", config.probe))
+            for kind, endpoint in (("smtp", account.smtp), ("imap", account.imap))
+            if endpoint.tls == "plain"]
+
 
 def check_domain(name: str) -> bool:
     return bool(_DOMAIN_RE.match(name))

@@ -116,6 +116,10 @@ def build(report: dict[str, Any], history: Iterable[dict[str, Any]] = ()) -> str
     body = [f"<h1>flowtest {_badge(report['verdict'])}</h1>",
             f"<p class=muted>{_e(report['target'])} · run {_e(report['run_id'])} · "
             f"{_e(report['started_at'])} → {_e(report['finished_at'])}</p>"]
+    if report.get("plaintext"):
+        body.append('<p class="insecure">PLAINTEXT: no TLS at all to '
+                    f'{_e(", ".join(report["plaintext"]))}; passwords and probes crossed the '
+                    'network readable by anyone on the path.</p>')
     if report.get("insecure"):
         body.append('<p class="insecure">INSECURE: TLS verification was off for this run.</p>')
     counts = {v: sum(p["verdict"] == v for p in probes) for v in COLORS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,10 @@ def _iso(at: float) -> str:
 
 def build(*, target: str, started_at: float, finished_at: float,
           probes: list[ProbeResult], dns: list[dict[str, Any]] | None = None,
-          insecure: bool = False, run_id: str = "") -> dict[str, Any]:
+          insecure: bool = False, run_id: str = "",
+          plaintext: Sequence[str] = ()) -> dict[str, Any]:
+    """The run's report (docs/report.schema.json). ``plaintext`` names the
+    endpoints reached with no TLS at all: every output says so."""
     verdicts: list[Verdict] = [p.verdict for p in probes]
     verdicts += [("fail" if f.get("severity") == "error" else "warn")
                  for f in (dns or []) if f.get("severity") in ("error", "warning")]
@@ -29,6 +33,7 @@ def build(*, target: str, started_at: float, finished_at: float,
         "run_id": run_id,
         "target": target,
         "insecure": insecure,
+        "plaintext": list(plaintext),
         "started_at": _iso(started_at),
         "finished_at": _iso(finished_at),
         "verdict": worst(verdicts),

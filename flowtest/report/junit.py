@@ -32,6 +32,13 @@ def build(report: dict[str, Any]) -> bytes:
     suite = ET.Element("testsuite", name="flowtest", tests=str(len(probes) + len(dns) or 1),
                        failures=str(failures), errors=str(errors),
                        timestamp=report["started_at"])
+    if report.get("plaintext") or report.get("insecure"):
+        # A CI reader sees the run's transport was not safe without opening the HTML.
+        props = ET.SubElement(suite, "properties")
+        for name, value in (("plaintext", ", ".join(report.get("plaintext") or ())),
+                            ("insecure", "true" if report.get("insecure") else "")):
+            if value:
+                ET.SubElement(props, "property", name=name, value=value)
     for p in probes:
         case = ET.SubElement(suite, "testcase", classname=f"flowtest.{p['leg']}",
                              name=p["alias"],

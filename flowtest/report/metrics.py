@@ -87,6 +87,11 @@ def prometheus(report: dict[str, Any], *, now: float | None = None,
             out.append(f"flowtest_last_success_timestamp_seconds{{{labels}}} {at:.0f}")
         elif labels in previous:
             out.append(f"flowtest_last_success_timestamp_seconds{{{labels}}} {previous[labels]}")
+    out += ["# HELP flowtest_transport_unsafe 1 if the run used no TLS at all "
+            "(plaintext) or TLS without verification (insecure).",
+            "# TYPE flowtest_transport_unsafe gauge",
+            f'flowtest_transport_unsafe{{mode="plaintext"}} {int(bool(report.get("plaintext")))}',
+            f'flowtest_transport_unsafe{{mode="insecure"}} {int(bool(report.get("insecure")))}']
     out += ["# HELP flowtest_run_timestamp_seconds When this run finished.",
             "# TYPE flowtest_run_timestamp_seconds gauge",
             f"flowtest_run_timestamp_seconds {at:.0f}"]
