@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flowtest.mail.text import inert
+
 NAGIOS_CODES = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
 NAGIOS_WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
@@ -39,12 +41,15 @@ def nagios(report: dict[str, Any], *, warn_s: float, crit_s: float) -> tuple[int
         label = _label(f"{p['leg']}_{p['alias']}")
         value = "U" if p["latency_s"] is None else f"{p['latency_s']:.3f}"
         perf.append(f"{label}={value}s;{warn_s:g};{crit_s:g};0;")
-    summary = summary.replace("|", "/").replace("\n", " ")
+    # One line whatever the alias, a bounce or a DNS record holds.
+    summary = inert(" ".join(summary.replace("|", "/").split()))
     return code, f"FLOWTEST {NAGIOS_WORDS[code]} - {summary} | {' '.join(perf)}".rstrip(" |")
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value: control characters shown as escapes, then the format's own
+    escapes (backslash, quote; newlines cannot remain)."""
+    return inert(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 _LAST_RE = re.compile(r"^flowtest_last_success_timestamp_seconds\{(.*)\} (\S+)$")

@@ -34,8 +34,17 @@ class ServFail(Exception):
 
 def txt_rdata(text: str) -> str:
     """A TXT value as quoted strings of at most 255 octets (RFC 1035 §3.3.14)."""
-    chunks = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
-    return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
+    data = text.encode("utf-8")
+    chunks = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
+    return " ".join('"' + "".join(_txt_char(b) for b in c) + '"' for c in chunks)
+
+
+def _txt_char(octet: int) -> str:
+    """One octet in master-file syntax: anything but printable ASCII as \\DDD, so
+    a record may hold what real ones can (control characters, UTF-8)."""
+    if octet in (0x22, 0x5C):
+        return "\\" + chr(octet)
+    return chr(octet) if 0x20 <= octet < 0x7F else f"\\{octet:03d}"
 
 
 def answer(lookup: Lookup, wire: bytes) -> dns.message.Message | None:
