@@ -44,6 +44,7 @@ import pytest
 from flowtest import guard
 from flowtest.config import Config, load, plaintext_endpoints
 from flowtest.errors import ConfigError
+from flowtest.mail.text import inert
 from flowtest.report import history
 from flowtest.report.run_folder import HISTORY
 from flowtest.secrets import redact_logs
@@ -263,7 +264,8 @@ def _leg_runner(leg: str, request: pytest.FixtureRequest, config: Any) -> Callab
         request.config.stash[_RESULTS].extend(results)
         for r in results:
             request.node.user_properties.append(
-                (f"flowtest.{r.leg}.{r.alias}", f"{r.verdict}: {' '.join(r.diagnosis)}"))
+                (f"flowtest.{r.leg}.{r.alias}",
+                 f"{r.verdict}: " + " ".join(f"[{f.code}] {f.text}" for f in r.findings)))
         return results
 
     return run
@@ -314,8 +316,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.line(insecure, red=True, bold=True)
     for r in results:
         latency = "-" if r.latency_s is None else f"{r.latency_s:.3f} s"
-        terminalreporter.line(f"{r.verdict.upper():5} {r.leg:8} {r.alias} {latency} "
-                              f"{r.diagnosis[0] if r.diagnosis else ''}")
+        head = r.findings[0] if r.findings else None
+        # Strangers' words (aliases, quoted replies) made inert: one line each.
+        terminalreporter.line(inert(f"{r.verdict.upper():5} {r.leg:8} {r.alias} {latency} "
+                                    + (f"{head.code} {head.text}" if head else "")))
     report_dir = config.stash[_PLAN].report_dir
     if report_dir:
         from flowtest.mail.probe import new_run_id
