@@ -99,6 +99,15 @@ def _mine(runtime: Path) -> Path:
     return runtime / f"flowtest-{os.getuid()}"
 
 
+def test_a_directory_of_ours_others_can_only_read_is_made_private(runtime: Path) -> None:
+    # What an older flowtest left behind (mkdir with the umask: 755).
+    _mine(runtime).mkdir(mode=0o700)
+    _mine(runtime).chmod(0o755)
+    _take().free()
+    assert stat.S_IMODE(_mine(runtime).stat().st_mode) == 0o700
+    assert (slots.slot_dir() / KEY / "0.lock").exists()
+
+
 def test_a_directory_others_can_write_is_refused(runtime: Path) -> None:
     _mine(runtime).mkdir(mode=0o700)
     _mine(runtime).chmod(0o777)

@@ -83,8 +83,13 @@ def _private_dir(parent_fd: int | None, name: str, shown: Path, endpoint: str) -
     reason = None
     if info.st_uid != os.getuid():
         reason = f"owned by uid {info.st_uid}, not {os.getuid()}"
-    elif stat.S_IMODE(info.st_mode) & 0o077:
+    elif stat.S_IMODE(info.st_mode) & 0o022:
+        # Others could have planted files in it: refuse rather than repair.
         reason = f"mode {stat.S_IMODE(info.st_mode):o}, not 700"
+    elif stat.S_IMODE(info.st_mode) & 0o077:
+        # Ours, readable by others but not writable (as flowtest before 0.2
+        # made it, 755): nothing can have been planted, so make it private.
+        os.fchmod(fd, 0o700)
     if reason is not None:
         os.close(fd)
         raise UnsafeSlotDir(endpoint=endpoint, path=shown, reason=reason)
