@@ -279,15 +279,15 @@ def _check_send_budget(pytestconfig: pytest.Config, config: Any, wanted: int) ->
     budget = config.limits.daily_budget(config.target)
     if budget is None:
         return
-    now = time.time()
     report_dir = pytestconfig.stash[_PLAN].report_dir
-    sent = history.recent_sends(report_dir / HISTORY, leg="outbound", target=config.target,
-                                now=now) if report_dir is not None else []
-    this_session = [r for r in pytestconfig.stash[_RESULTS]
+    this_session = [r.sent_at for r in pytestconfig.stash[_RESULTS]
                     if r.leg == "outbound" and r.sent_at is not None]
-    used = len(sent) + len(this_session)
-    if used + wanted > budget:
-        pytest.fail(f"flowtest: {used} outbound probes in the last 24 hours and {wanted} more "
+    state = history.send_budget(report_dir / HISTORY if report_dir else None,
+                                budget=budget, target=config.target, wanted=wanted,
+                                now=time.time(), also_sent=this_session)
+    if state.exceeded:
+        pytest.fail(f"flowtest: {state.used} outbound probes in the last 24 hours and {wanted} "
+                    "more "
                     f"would pass limits.daily_sends = {budget} (history: "
                     f"{report_dir / HISTORY if report_dir else 'none'}); nothing was sent",
                     pytrace=False)

@@ -51,17 +51,14 @@ def check_send_budget(config: Any, args: argparse.Namespace) -> None:
     budget = config.limits.daily_budget(config.target)
     if budget is None or args.leg not in ("both", "outbound") or args.report_dir is None:
         return
-    now = time.time()
-    sent = history.recent_sends(args.report_dir / HISTORY, leg="outbound",
-                                target=config.target, now=now)
-    wanted = len(config.aliases)
-    if len(sent) + wanted > budget:
-        free_at = sent[len(sent) + wanted - budget - 1] + 86400 if wanted <= budget else None
+    state = history.send_budget(args.report_dir / HISTORY, budget=budget, target=config.target,
+                                wanted=len(config.aliases), now=time.time())
+    if state.exceeded:
         when = (f"; enough of the budget is free again at "
-                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(free_at))}"
-                if free_at is not None else "")
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(state.free_at))}"
+                if state.free_at is not None else "")
         raise ConfigError(
-            f"{len(sent)} outbound probes in the last 24 hours (from "
-            f"{args.report_dir / HISTORY}) and {wanted} more would pass the budget of "
+            f"{state.used} outbound probes in the last 24 hours (from "
+            f"{args.report_dir / HISTORY}) and {state.wanted} more would pass the budget of "
             f"{budget}{when}. Run --leg inbound, or raise the budget if this account "
             "sends little else", key="limits.daily_sends", file=config.path)

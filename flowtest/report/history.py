@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,31 @@ def recent_sends(path: Path, *, leg: str, target: str, now: float,
                 and isinstance(sent, int | float) and now - window_s < sent <= now:
             out.append(float(sent))
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The outbound send budget (limits.daily_sends) against the history: what
+    ``flowtest run``, the pytest plugin and ``flowtest serve`` refuse on."""
+
+    budget: int
+    used: int                 # outbound probes sent in the last 24 hours
+    wanted: int
+    free_at: float | None     # when enough is free again (None: never, wanted > budget)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used + self.wanted > self.budget
+
+
+def send_budget(path: Path | None, *, budget: int, target: str, wanted: int, now: float,
+                also_sent: Sequence[float] = ()) -> Budget:
+    """The budget for ``wanted`` more outbound probes, counting the history at
+    ``path`` (None: no history kept) and ``also_sent`` (probes of this session
+    not yet written there)."""
+    kept = recent_sends(path, leg="outbound", target=target, now=now) if path else []
+    sent = sorted([*kept, *also_sent])
+    over = len(sent) + wanted - budget
+    free_at = (sent[over - 1] + 86400.0 if 0 < over <= len(sent) and wanted <= budget
+               else None)
+    return Budget(budget, len(sent), wanted, free_at)
