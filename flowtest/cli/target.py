@@ -72,6 +72,10 @@ def opened(args: argparse.Namespace, *, sandbox: bool, aliases: Sequence[str] | 
 
         check_faults(faults)
         options: dict[str, Any] = {"aliases": list(aliases)} if aliases else {}
+        scale = getattr(args, "realistic_timing", None)
+        if scale is not None:   # hops take real time (sandbox/timing.py, issue 20)
+            from flowtest.sandbox.timing import Timing
+            options["timing"] = Timing(scale=scale)
         with guard.guarded(), World(faults=faults, **options) as world:
             yield Target(overrides(world.config(), args), world)
         return
