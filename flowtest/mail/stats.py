@@ -22,6 +22,7 @@ as the number of probes and the stamps allow (issue 20).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ MIN_COUNT = {50: 1, 90: 10, 99: 100}
 MIN_CI_COUNT = 6
 CONFIDENCE = 0.95
 END_TO_END = "end to end"
+# Gmail's internal hosts: "2002:a17:907:3ec3:b0:abc:1234:5678" (samples/real/cf-gmail-*).
+_INTERNAL_ID = re.compile(r"[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,8}", re.IGNORECASE)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -136,7 +139,7 @@ class Segment:
 def host_label(hop: Hop) -> str:
     """How a hop is named: Gmail's internal hosts are IPv6-like ids that
     change per message, so they are one label."""
-    return "Gmail internal" if ":" in hop.by else (hop.by or "?")
+    return "Gmail internal" if _INTERNAL_ID.fullmatch(hop.by) else (hop.by or "?")
 
 
 def segments(result: ProbeResult) -> list[Segment]:
