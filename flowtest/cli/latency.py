@@ -16,6 +16,7 @@ from flowtest.cli.target import (
     add_config_option,
     add_fault_option,
     add_insecure_option,
+    add_timing_option,
     opened,
 )
 from flowtest.errors import ConfigError
@@ -28,16 +29,6 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError("must be between 0 and 100")
-    return value
 
 
 def add(sub: Any) -> None:
@@ -60,9 +51,7 @@ def add(sub: Any) -> None:
     sp.add_argument("--resume", action="store_true",
                     help="continue the last run that did not finish (same plan, same folder)")
     add_fault_option(sp, "sandbox only: start the world with this fault (repeatable)")
-    sp.add_argument("--realistic-timing", metavar="SCALE", type=_scale, nargs="?", const=1.0,
-                    help="sandbox only: hops take real time, shaped like Cloudflare's and "
-                         "Gmail's (SCALE shrinks it; default 1)")
+    add_timing_option(sp)
     add_insecure_option(sp)
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
                     help="run folder (latency.html and SVGs) and history (default: reports/)")

@@ -204,3 +204,34 @@ def fmt(value: float | None, q: int = 50) -> str:
     if value is None:
         return f"n<{MIN_COUNT.get(q, 1)}"
     return f"{value:.3f}s"
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value of the Mann-Whitney U test (normal approximation with
+    the tie correction): how likely a difference this large between the two
+    samples' ranks is when both come from one distribution. None below 5
+    probes on either side, where the approximation is not to be trusted."""
+    n1, n2 = len(a), len(b)
+    if n1 < 5 or n2 < 5:
+        return None
+    pooled = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
+    ranks = [0.0] * len(pooled)
+    ties = 0.0
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        t = j - i + 1
+        ties += t ** 3 - t
+        i = j + 1
+    r1 = sum(r for r, (_, side) in zip(ranks, pooled, strict=True) if side == 0)
+    u = r1 - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if var <= 0:
+        return 1.0
+    z = (abs(u - n1 * n2 / 2) - 0.5) / math.sqrt(var)   # with continuity correction
+    return min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
