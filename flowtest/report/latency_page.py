@@ -52,7 +52,7 @@ def charts(pts: Sequence[Point], summaries: Sequence[stats.Summary],
            title: str) -> dict[str, str]:
     """File name -> SVG, in the order they appear on the page."""
     values = [p.latency_s for p in pts if p.latency_s is not None]
-    out = {"latency.svg": plot.timeline(pts, title=f"{title}: latency over time"),
+    out = {"latency.svg": plot.timeline(pts, title="latency over time"),
            "latency-cdf.svg": plot.distribution(values, title="distribution (CDF)"),
            "latency-hops.svg": plot.hops(summaries, title="where the time goes (median per hop)")}
     ats = [p.at for p in pts]

@@ -89,8 +89,9 @@ class Scale:
     def ticks(self) -> list[float]:
         if not self.log:
             return nice_ticks(self.low, self.high)
-        out = [10.0 ** k for k in range(math.floor(math.log10(self.low)),
-                                        math.ceil(math.log10(self.high)) + 1)]
+        out = [m * 10.0 ** k for k in range(math.floor(math.log10(self.low)),
+                                            math.ceil(math.log10(self.high)) + 1)
+               for m in (1, 2, 5)]
         return [t for t in out if self.low <= t <= self.high] or [self.low]
 
 
@@ -103,6 +104,8 @@ def seconds_scale(values: Sequence[float], a: float, b: float) -> Scale:
 
 
 def fmt_s(v: float) -> str:
+    if v == 0:
+        return "0 s"
     if v >= 100:
         return f"{v:.0f} s"
     if v >= 1:
@@ -132,6 +135,20 @@ def _clock(at: float, span_s: float) -> str:
                          else "%H:%M", t)
 
 
+_TIME_STEPS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+               86400, 2 * 86400, 7 * 86400)
+
+
+def time_ticks(start: float, end: float, most: int = 7) -> list[float]:
+    """Ticks on round local times (whole minutes, hours, days) covering start..end."""
+    if end <= start:
+        return [start]
+    step = next((s for s in _TIME_STEPS if (end - start) / s <= most), _TIME_STEPS[-1])
+    offset = time.localtime(start).tm_gmtoff
+    first = math.ceil((start + offset) / step) * step - offset
+    return [first + i * step for i in range(int((end - first) // step) + 1)]
+
+
 def colours(points: Sequence[Point]) -> dict[str, str]:
     aliases = list(dict.fromkeys(p.alias for p in points))
     return {a: PALETTE[i % len(PALETTE)] for i, a in enumerate(aliases)}
@@ -152,7 +169,7 @@ def timeline(points: Sequence[Point], *, title: str) -> str:
 
     _y_axis(parts, ys, "end-to-end latency (seconds)")
     _frame(parts)
-    for t in nice_ticks(start, end, 6) if end > start else [start]:
+    for t in time_ticks(start, end):
         parts.append(f'<line x1="{x(t):.1f}" y1="{H - BOTTOM}" x2="{x(t):.1f}" '
                      f'y2="{H - BOTTOM + 4}" stroke="{AXIS}"/>')
         parts.append(_text(x(t), H - BOTTOM + 16, _clock(t, span), anchor="middle"))
@@ -184,7 +201,7 @@ def timeline(points: Sequence[Point], *, title: str) -> str:
     legend = [f"n = {n} delivered", *( [f"{lost} lost (x)"] if lost else []), *notes]
     if ys.log:
         legend.append("log scale")
-    parts.append(_text(W - RIGHT, 20, "; ".join(legend), anchor="end",
+    parts.append(_text(W - RIGHT, TOP - 4, "; ".join(legend), anchor="end",
                        fill=LOST if lost else AXIS))
     if len(colour_of) > 1:
         for i, (alias, c) in enumerate(colour_of.items()):
