@@ -211,3 +211,41 @@ def test_a_long_tail_gets_a_log_scale() -> None:
     assert not latency_plot.long_tail([1.0, 1.1, 1.2, 2.0])
     svg = latency_plot.distribution([1.0, 1.1, 1.2, 1.3, 300.0] * 3, title="d")
     assert "log scale" in svg
+
+
+def test_duration_gives_one_probe_per_interval(tmp_path: Path) -> None:
+    rd = tmp_path / "reports"
+    assert cli.main(["latency", "--duration", "0.4s", "--interval", "0.2",
+                     "--report-dir", str(rd)]) == 0
+    assert len(list(history.read(rd / "history.jsonl"))) == 3
+
+
+def test_time_left_counts_the_schedule_and_the_last_probe() -> None:
+    plan = flow.Plan("r", ("a@x",), 10, 60.0, 1000.0)
+    # After probe 3 of 10 at t=1190: the last is due at 1540, and takes ~5 s.
+    assert flow._left(plan, 3, 1190.0, 5.0) == 355.0
+    assert flow._left(plan, 10, 2000.0, 5.0) == 0.0
+    burst = flow.Plan("r", ("a@x",), 10, 0.0, 1000.0)
+    assert flow._left(burst, 4, 1010.0, 2.0) == 12.0   # 6 probes of ~2 s each
+
+
+def test_a_run_past_the_daily_budget_is_refused_before_sending(
+        world: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flowtest.sandbox import World
+    assert isinstance(world, World)
+    path = world.write_config(tmp_path / "flowtest.toml")
+    with path.open("a") as f:
+        f.write("\n[limits]\ndaily_sends = 5\n")
+    rd = tmp_path / "reports"
+    rd.mkdir()
+    import time
+    with (rd / "history.jsonl").open("w") as f:   # 3 inbound probes an hour ago
+        for _ in range(3):
+            f.write(json.dumps({"leg": "inbound", "target": "sandbox",
+                                "sent_at": time.time() - 3600}) + "\n")
+    assert cli.main(["latency", "-c", str(path), "-n", "3", "--interval", "0",
+                     "--report-dir", str(rd)]) == 2
+    assert "limits.daily_sends" in capsys.readouterr().err
+    assert len(list(history.read(rd / "history.jsonl"))) == 3   # nothing sent
+    assert cli.main(["latency", "-c", str(path), "-n", "2", "--interval", "0",
+                     "--report-dir", str(rd)]) == 0
