@@ -249,3 +249,20 @@ def test_a_run_past_the_daily_budget_is_refused_before_sending(
     assert len(list(history.read(rd / "history.jsonl"))) == 3   # nothing sent
     assert cli.main(["latency", "-c", str(path), "-n", "2", "--interval", "0",
                      "--report-dir", str(rd)]) == 0
+
+
+@pytest.mark.parametrize("name", ["cf-gmail-1.eml", "cf-gmail-2.eml"])
+def test_real_cloudflare_to_gmail_messages_split_into_honest_segments(name: str) -> None:
+    from flowtest.mail import received
+    raw = (Path(__file__).parent / "data" / "real" / name).read_bytes()
+    chain = received.chain(raw)
+    result = ProbeResult("inbound", "a@x.me", "t", "pass", True, "INBOX", chain.total_s,
+                         hops=chain.hops)
+    segs = stats.segments(result)
+    assert [s.label for s in segs[-3:]] == ["cloudflare-email.net", "mx.google.com",
+                                            "Gmail internal"]
+    # Cloudflare's own handling, 1-4 s in real messages (FACTS.md), whole seconds.
+    assert 1.0 <= segs[-2].delay_s <= 4.0 and segs[-2].resolution_s == 1.0
+    assert chain.total_s is not None
+    assert sum(s.delay_s for s in segs) <= chain.total_s + 0.001
+    assert all(s.delay_s <= chain.total_s for s in segs)

@@ -161,19 +161,31 @@ def segments(result: ProbeResult) -> list[Segment]:
     # hop has no start.
     previous: tuple[float, float] | None = (
         (result.sent_at, 0.001) if result.sent_at is not None else None)
-    for i, (label, hops) in enumerate(groups):
+    if previous is None and groups and groups[0][1][0].delay_s is not None:
+        # No send time (a saved message): the chain anchored its first hop on
+        # the message's Date:, whole seconds.
+        first = groups[0][1][0]
+        assert first.at is not None and first.delay_s is not None
+        previous = (first.at - first.delay_s, 1.0)
+    for label, hops in groups:
         # The latest stamp; among equal ones the finest (X-Received over its
         # own whole-second Received).
         last = max(hops, key=lambda h: (h.at or 0.0, -h.resolution_s))
         assert last.at is not None
-        if previous is not None and not (i == 0 and hops[0].delay_s is None):
+        if previous is not None:
             delay = max(0.0, last.at - previous[0])
             if result.latency_s is not None:
                 delay = min(delay, result.latency_s)
             out.append(Segment(label, round(delay, 3), max(last.resolution_s, previous[1])))
         else:
             out.append(Segment(label, math.nan, last.resolution_s))
-        previous = (last.at, last.resolution_s)
+        if previous is not None and last.at < previous[0]:
+            # A truncated whole-second stamp below a finer one before it: the
+            # hop happened after that finer stamp, so the next segment starts
+            # there, and the segments add up to the whole trip.
+            previous = (previous[0], max(previous[1], last.resolution_s))
+        else:
+            previous = (last.at, last.resolution_s)
     return out
 
 
