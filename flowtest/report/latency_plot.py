@@ -181,7 +181,9 @@ def timeline(points: Sequence[Point], *, title: str) -> str:
             v = ys(percentile(values, q))
             parts.append(f'<line x1="{LEFT}" y1="{v:.1f}" x2="{W - RIGHT}" y2="{v:.1f}" '
                          f'stroke="{colour}" stroke-dasharray="4 3"/>')
-            parts.append(_text(W - RIGHT - 2, v - 3, f"p{q}", anchor="end", fill=colour))
+            # p50 below its line, p90 above: close lines keep readable labels.
+            parts.append(_text(W - RIGHT - 2, v + 11 if q == 50 else v - 3, f"p{q}",
+                               anchor="end", fill=colour))
     notes = [f"p{q} needs {10 if q == 90 else 100} probes" for q in (90, 99)
              if not supported(q, n)]
     colour_of = colours(points)
