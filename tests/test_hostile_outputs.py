@@ -140,7 +140,8 @@ def test_a_hostile_dns_record_in_the_doctor_and_its_report(world: World, tmp_pat
                                                            capsys: pytest.CaptureFixture[str]
                                                            ) -> None:
     world.dns_extra[("example.me", "TXT")] = [
-        txt_rdata("v=spf1 include:_spf.mx.cloudflare.net include:[/][link=http://x]" + HOSTILE + " ~all")]
+        txt_rdata("v=spf1 include:_spf.mx.cloudflare.net include:[/][link=http://x]"
+                  + HOSTILE + " ~all")]
     findings = asyncio.run(diagnose(world.config()))
     [broken] = [f for f in findings if f.code == "SPF_BROKEN_TERM"]
     assert "<script>" in broken.message

@@ -94,7 +94,8 @@ def test_latency_command_percentiles_plot_and_history(tmp_path: Path,
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
     e2e = data["latency"][0]
     assert e2e["name"] == "end to end" and e2e["count"] == 4
-    assert e2e["p50_s"] <= e2e["p90_s"] <= e2e["p99_s"] <= e2e["max_s"]
+    # 4 probes support a median, not a p90 or p99 (issue 20): those are null.
+    assert e2e["p50_s"] <= e2e["max_s"] and e2e["p90_s"] is None and e2e["p99_s"] is None
     svg = next(rd.rglob("latency.svg")).read_text()
     assert svg.count("<circle") == 4 and "p90" in svg
     assert len(list(history.read(rd / "history.jsonl"))) == 4

@@ -7,7 +7,7 @@ from typing import Any
 
 from flowtest.cli import console as show
 from flowtest.cli import legs
-from flowtest.cli.target import add_fault_option, check_faults, opened
+from flowtest.cli.target import add_fault_option, add_timing_option, check_faults, opened
 from flowtest.errors import ConfigError
 
 
@@ -21,6 +21,7 @@ def add(sub: Any) -> None:
     sp.add_argument("--aliases", metavar="N", type=int, default=3,
                     help="how many aliases the sandbox routes (default 3, at most 200)")
     legs.add_run_options(sp)
+    add_timing_option(sp)
     sp.set_defaults(func=main)
 
 

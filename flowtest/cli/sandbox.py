@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtest.cli import console as show
-from flowtest.cli.target import add_fault_option, check_faults
+from flowtest.cli.target import add_fault_option, add_timing_option, check_faults, timing_options
 from flowtest.errors import ConfigError
 
 
@@ -46,6 +46,7 @@ def add(sub: Any) -> None:
     sp.add_argument("--truth", metavar="PATH", type=Path,
                     help="append the sandbox's ground truth to PATH as JSON lines, as it "
                          "happens (submitted, stored, listed, imap-open, …; for benchmarks)")
+    add_timing_option(sp)
     sp.set_defaults(func=main)
 
 
@@ -64,6 +65,7 @@ def main(args: argparse.Namespace) -> int:
                                                                      signal.SIGTERM)}
     try:
         options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
+        options.update(timing_options(args))
         # The truth file closes after the world stops: its last events still land.
         with guard.guarded(), contextlib.ExitStack() as closing, \
                 World(faults=args.fault, **options) as world:

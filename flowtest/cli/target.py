@@ -39,6 +39,33 @@ def add_insecure_option(sp: argparse.ArgumentParser) -> None:
                          "PLAINTEXT, INSECURE)")
 
 
+def add_timing_option(sp: argparse.ArgumentParser) -> None:
+    """--realistic-timing [SCALE]: the sandbox's hops take real time (issue 20)."""
+    sp.add_argument("--realistic-timing", metavar="SCALE", type=_timing_scale, nargs="?",
+                    const=1.0, help="sandbox only: each hop takes time shaped like "
+                                    "Cloudflare's and Gmail's (about 3-6 s a probe; SCALE "
+                                    "shrinks it, default 1)")
+
+
+def _timing_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("must be between 0 and 100")
+    return value
+
+
+def timing_options(args: argparse.Namespace) -> dict[str, Any]:
+    """World(...) keywords for --realistic-timing, if given."""
+    scale = getattr(args, "realistic_timing", None)
+    if scale is None:
+        return {}
+    from flowtest.sandbox.timing import Timing
+    return {"timing": Timing(scale=scale)}
+
+
 def seconds(text: str) -> float:
     """A duration flag: more than 0 and finite (0 would mean 'never wait')."""
     try:
@@ -72,6 +99,7 @@ def opened(args: argparse.Namespace, *, sandbox: bool, aliases: Sequence[str] | 
 
         check_faults(faults)
         options: dict[str, Any] = {"aliases": list(aliases)} if aliases else {}
+        options.update(timing_options(args))
         with guard.guarded(), World(faults=faults, **options) as world:
             yield Target(overrides(world.config(), args), world)
         return

@@ -214,6 +214,8 @@ class Cloudflare:
                                            ip, helo, mail_from, verdicts, helo_spf)
             envelope_from = envelope_sender(mail_from or f"postmaster@{helo}",
                                             self.routing.domain, self.srs_secret)
+            # Its own handling, after its Received stamp (realistic timing only).
+            await self.ctx.hold("cloudflare", "cloudflare", message_id, rcpt)
             delay = self.ctx.faults.seconds("forward-delay")
             if delay > 0:
                 task = asyncio.get_running_loop().create_task(

@@ -16,6 +16,7 @@ from flowtest.sandbox.faults import Faults
 from flowtest.sandbox.hosts import Names
 from flowtest.sandbox.keys import Keyring
 from flowtest.sandbox.smtp import Relay
+from flowtest.sandbox.timing import Timing
 from flowtest.sandbox.truth import Truth
 
 _MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]*>)")
@@ -33,6 +34,7 @@ class Context:
     ports: dict[str, int] = field(default_factory=dict)  # address -> port: "port 25"
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
     errors: list[BaseException] = field(default_factory=list)
+    timing: Timing | None = None   # realistic hop delays (issue 20); None: as fast as it goes
 
     def store_hooks(self, party: str) -> dict[str, Any]:
         """Callbacks for a MailStore that put its clients' view into the truth:
@@ -70,6 +72,15 @@ class Context:
                        helo: str) -> checks.Verdicts:
         return await asyncio.to_thread(checks.evaluate, raw, ip=ip, mail_from=mail_from,
                                        helo=helo, resolver=self.resolver())
+
+    async def hold(self, hop: str, party: str, message_id: str, rcpt: str = "") -> None:
+        """With realistic timing, keep the message at this hop for a drawn
+        delay, recorded in the truth as ``held`` ("<hop> <seconds>")."""
+        if self.timing is None:
+            return
+        delay = self.timing.draw(hop)
+        self.truth.record("held", party, message_id, rcpt, f"{hop} {delay:.4f}")
+        await asyncio.sleep(delay)
 
     def failed(self, exc: BaseException) -> None:
         """A handler error: kept, so the test that caused it can re-raise it."""

@@ -55,6 +55,7 @@ class External:
         self.outbox = Outbox(ctx.relay(hosts.EXT_EGRESS, ctx.names.ext_egress),
                              party="external", truth=ctx.truth, bounce=self._bounce,
                              retry_delays=ctx.retry_delays, delay_notice=True)
+        self._held: set[asyncio.Task[None]] = set()   # realistic timing: not yet sent on
 
     async def start(self) -> None:
         await self.store.start()
@@ -64,6 +65,9 @@ class External:
         self.ctx.ports[hosts.EXT_MX] = self.mx.port
 
     async def stop(self) -> None:
+        for task in list(self._held):
+            task.cancel()
+        await asyncio.gather(*self._held, return_exceptions=True)
         await self.outbox.stop()
         await self.submission.stop()
         await self.mx.stop()
@@ -105,8 +109,19 @@ class External:
         message_id = message_id_of(raw)
         await self.store.append(self.address, SENT, raw, flags=["\\Seen"])
         self.ctx.truth.record("submitted", "external", message_id, ",".join(rcpts))
-        self.outbox.submit(mail_from or self.address, rcpts, raw)
+        if self.ctx.timing is None:
+            self.outbox.submit(mail_from or self.address, rcpts, raw)
+        else:   # its queue holds the message a while before sending it on (issue 20)
+            task = asyncio.get_running_loop().create_task(
+                self._hold_then_send(mail_from or self.address, rcpts, raw, message_id))
+            self._held.add(task)
+            task.add_done_callback(self._held.discard)
         return f"250 2.0.0 Ok: queued as {random_id(10)}"
+
+    async def _hold_then_send(self, mail_from: str, rcpts: list[str], raw: bytes,
+                              message_id: str) -> None:
+        await self.ctx.hold("sender", "external", message_id, ",".join(rcpts))
+        self.outbox.submit(mail_from, rcpts, raw)
 
     async def receive(self, raw: bytes, *, ip: str, helo: str, mail_from: str,
                       rcpt: str) -> str:

@@ -259,6 +259,8 @@ class Gmail:
         stamped = await asyncio.to_thread(self._stamp, raw, v, ip, helo, mail_from, rcpt)
         if self.ctx.faults.on("imap-drop"):
             self.store.drop_connections()
+        # From its MX to storage (realistic timing only).
+        await self.ctx.hold("gmail", "gmail", message_id, rcpt)
         now = time.time()
         # Gmail's top, as in samples/real/cf-gmail-*.eml: Delivered-To, its
         # internal hop, X-Google-Smtp-Source, X-Received, then the ARC set.

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 class Event:
     at: float
     # submitted, accepted, rejected, relayed, deferred, stored, dropped, bounced;
-    # listed (a client's SEARCH first returned it); imap-open, imap-close
+    # listed (a client's SEARCH first returned it); imap-open, imap-close;
+    # held (realistic timing kept it at a hop; detail "<hop> <seconds>", sandbox/timing.py)
     kind: str
     party: str       # external, cloudflare, gmail
     message_id: str

@@ -27,6 +27,7 @@ from flowtest.sandbox.faults import Faults
 from flowtest.sandbox.gmail import Gmail
 from flowtest.sandbox.hosts import Names
 from flowtest.sandbox.keys import Keyring
+from flowtest.sandbox.timing import Timing
 from flowtest.sandbox.truth import Truth
 from flowtest.secrets import Secret
 
@@ -61,6 +62,7 @@ class World:
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
         gmail_signs_send_as: bool = True,
         gmail_default_from: str | None = None,
+        timing: Timing | None = None,
     ) -> None:
         self.names = Names(domain=domain, external=external_domain)
         self.aliases = [a if "@" in a else f"{a}@{domain}" for a in aliases]
@@ -82,6 +84,8 @@ class World:
         self.gmail_signs_send_as = gmail_signs_send_as
         # The account's default sending identity (None: the Gmail address).
         self.gmail_default_from = gmail_default_from
+        # Realistic hop delays (sandbox/timing.py), recorded in the truth as "held".
+        self.timing = timing
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
         self.routing = Routing(domain)
@@ -129,7 +133,8 @@ class World:
         self.ctx = Context(
             names=self.names, keys=self.keys, faults=self.faults, truth=self.truth,
             server_tls=authority.server_context(), client_tls=authority.client_context(),
-            dns_server=(hosts.DNS, self.dns.port), retry_delays=self.retry_delays)
+            dns_server=(hosts.DNS, self.dns.port), retry_delays=self.retry_delays,
+            timing=self.timing)
         if self.catch_all:
             from flowtest.sandbox.cloudflare import Rule
             self.routing.catch_all = Rule("forward", self.gmail_address)
