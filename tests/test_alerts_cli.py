@@ -83,3 +83,22 @@ def test_bad_alert_options_are_usage_errors(world: World, tmp_path: Path,
     done = cron_run(config, tmp_path, *option)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_help_names_the_alert_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from flowtest import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--notify", "--ping", "--alert-after", "docs/alerts.md"):
+        assert option in text
+
+
+def test_run_without_alert_options_never_loads_apprise() -> None:
+    """apprise costs ~0.3 s and 25 MB to load: only runs that notify pay it."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, flowtest.cli.run, flowtest.flows.alerting; "
+                               "print('apprise' in sys.modules)"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
