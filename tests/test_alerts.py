@@ -257,7 +257,7 @@ def test_a_ping_url_is_http(url: str) -> None:
 @pytest.mark.parametrize("url", [
     "ntfys://ntfy.sh/flowtest-alerts-7f3a", "tgram://123456789:AAHsecretTOKENvalue123/987654",
     "mailtos://me:app-password-x@gmail.com", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi",
-    "discord://1234567890/TOKENdiscord12345", "json://example.net/hook", "form://example.net/x",
+    "discord://1234567890/TOKENdiscord12345", "jsons://example.net/hook", "forms://example.net/x",
     "schan://SCT123456TxyzABCDEFGHIJKLMNOP", "pushplus://" + "a1b2c3d4" * 4,
     "wecombot://0b2f1c3d-4e5f-6071-8293-a4b5c6d7e8f9", "dingtalk://abcdef0123456789abcdef",
     "feishu://0b2f1c3d-4e5f-6071-8293-a4b5c6d7e8f9", "lark://0b2f1c3d-4e5f-6071-8293-a4b5c6d7e8"])
@@ -265,6 +265,8 @@ def test_the_documented_url_forms_are_known_to_apprise(url: str) -> None:
     """docs/alerts.md shows these forms; apprise must accept each."""
     target = notify.notify_target(url)
     assert target.label.endswith("://…")
+    docs = (Path(__file__).parent.parent / "docs" / "alerts.md").read_text(encoding="utf-8")
+    assert f"`{url.partition('://')[0]}://" in docs
 
 
 def test_the_short_report_is_bounded_and_inert() -> None:
@@ -272,3 +274,24 @@ def test_the_short_report_is_bounded_and_inert() -> None:
                         run_id="r1")
     assert len(text) <= alerting.REPORT_LIMIT and "\x1b" not in text
     assert text.startswith("flowtest run r1: fail\ninbound hello@example.me: fail INBOUND_LOST")
+
+
+def test_a_ping_leaving_loopback_is_refused_by_the_guard(
+        caplog: pytest.LogCaptureFixture) -> None:
+    before = len(guard.refused)
+    caplog.set_level(logging.WARNING, "flowtest.notify")
+    with guard.guarded():
+        alerter = Alerter([], ping_url="https://192.0.2.10/ping/some-check-uuid")
+        asyncio.run(alerter.run_started("r1"))
+    assert any("192.0.2.10" in r for r in guard.refused[before:])
+    assert "ping https://192.0.2.10/… (start) failed" in caplog.text
+
+
+def test_the_short_report_names_dns_problems() -> None:
+    from flowtest.doctor.findings import Finding
+
+    text = short_report([result("pass")], "fail", run_id="r1", dns=[
+        Finding("MX_FOREIGN", "error", "MX points at \x1b[31mmx.icloud.com"),
+        Finding("MX_OK", "info", "fine")])
+    assert "dns: error MX_FOREIGN: MX points at \\x1b[31mmx.icloud.com" in text
+    assert "MX_OK" not in text

@@ -5,7 +5,6 @@ kept between runs in the report directory."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +21,10 @@ CANARY = "Wv4CanaryHook8q"
 
 
 def cron_run(config: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FLOWTEST_PING_URL": ""}
     return subprocess.run(
         [sys.executable, "-m", "flowtest.cli", "run", "-c", str(config), "--leg", "inbound",
          "--report-dir", str(tmp_path / "reports"), *extra],
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path, env=env)
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
 
 
 def test_run_notify_says_down_after_two_failed_runs_and_recovered_once(
@@ -102,3 +100,14 @@ def test_run_without_alert_options_never_loads_apprise() -> None:
                                "print('apprise' in sys.modules)"],
         capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_ping_that_fails_leaves_the_exit_code_alone(world: World, tmp_path: Path) -> None:
+    dead = Receiver()   # bound, never served, then closed: connection refused
+    port = dead.port
+    dead.server.server_close()
+    config = world.write_config(tmp_path / "flowtest.toml")
+    done = cron_run(config, tmp_path, "--ping", f"http://127.0.0.1:{port}/ping/k9s8d7f6")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("ping http://127.0.0.1/… (") == 2
+    assert "k9s8d7f6" not in done.stderr + done.stdout

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from flowtest.mail.text import inert, quote
 from flowtest.model import ProbeResult, Verdict
-from flowtest.net.notify import Notifier, Target, notify_target, ping_target
+from flowtest.net.notify import Notifier, Sender, Target, notify_target, ping_target
 
 log = logging.getLogger("flowtest.alerts")
 
@@ -173,14 +173,14 @@ class Alerter:
 
     def __init__(self, targets: Sequence[str | Target], *, after: int = 2,
                  ping_url: str | Target | None = None, state: dict[str, Any] | None = None,
-                 sender: Notifier | None = None) -> None:
+                 sender: Sender | None = None) -> None:
         if after < 1:
             raise ValueError("after must be at least 1")
         self.after = after
         self.targets = [t if isinstance(t, Target) else notify_target(t) for t in targets]
         self.ping = (ping_url if isinstance(ping_url, Target) or ping_url is None
                      else ping_target(ping_url))
-        self.sender = sender or Notifier()
+        self.sender: Sender = sender or Notifier()
         self.states: dict[tuple[str, str], AlertState] = {}
         if state:
             self._restore(state)

@@ -26,7 +26,7 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from flowtest.errors import ConfigError
 from flowtest.secrets import SCHEMES, Secret, redact, redact_logs
@@ -157,6 +157,16 @@ def _apprise() -> Any:
     import apprise  # only when notifying: its import and plugin load cost ~0.3 s
 
     return apprise
+
+
+class Sender(Protocol):
+    """What alerting needs from the wire (Notifier; a test or serve may give another)."""
+
+    async def send(self, targets: Sequence[Target], title: str, body: str, *,
+                   kind: Kind = "info") -> int: ...
+
+    async def ping(self, target: Target, event: PingEvent, *, run_id: str,
+                   body: str = "") -> bool: ...
 
 
 class Notifier:
