@@ -295,3 +295,15 @@ def test_the_short_report_names_dns_problems() -> None:
         Finding("MX_OK", "info", "fine")])
     assert "dns: error MX_FOREIGN: MX points at \\x1b[31mmx.icloud.com" in text
     assert "MX_OK" not in text
+
+
+def test_a_secret_quoted_by_a_diagnosis_is_not_sent(receiver: Receiver) -> None:
+    from flowtest.secrets import Secret
+
+    Secret("env:FLOWTEST_TEST_SECRET", value="Pq9SecretInDiag")
+    alerter = Alerter([receiver.url("json", "/hook")], ping_url=receiver.url("http", "/p"))
+    for run in ("r1", "r2"):
+        asyncio.run(alerter.observe([result("error", text="AUTH failed for Pq9SecretInDiag")],
+                                    run_id=run))
+    asyncio.run(alerter.run_finished("r2", "error", "AUTH failed for Pq9SecretInDiag"))
+    assert receiver.got and all(b"Pq9SecretInDiag" not in r.body for r in receiver.got)
