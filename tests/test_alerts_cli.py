@@ -34,10 +34,11 @@ def test_run_notify_says_down_after_two_failed_runs_and_recovered_once(
     options = ("--notify", notify, "--ping", receiver.url("http", f"/ping/{CANARY}"))
     world.set_fault("spam")
     outputs = []
-    for expected in (1, 1):
-        done = cron_run(config, tmp_path, *options)
+    for debug in ((), ("--debug",)):   # --debug: apprise logs the URL it posts to
+        done = cron_run(config, tmp_path, *options, *debug)
         outputs += [done.stdout, done.stderr]
-        assert done.returncode == expected, done.stderr
+        assert done.returncode == 1, done.stderr
+    assert "JSON POST URL" in done.stderr
     downs = [r.json() for r in receiver.at("/hook")]
     assert len(downs) == 1 and downs[0]["type"] == "failure"
     assert "SPAM_FOLDER" in downs[0]["message"] and "DOWN" in downs[0]["title"]
