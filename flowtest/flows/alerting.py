@@ -38,6 +38,7 @@ from typing import Any, Literal
 from flowtest.mail.text import inert, quote
 from flowtest.model import ProbeResult, Verdict
 from flowtest.net.notify import Notifier, Sender, Target, notify_target, ping_target
+from flowtest.secrets import redact
 
 log = logging.getLogger("flowtest.alerts")
 
@@ -290,5 +291,6 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     """Atomically: a run killed while writing leaves the old file whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = redact(json.dumps(state, indent=1, ensure_ascii=False))  # a diagnosis may quote one
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -88,7 +88,8 @@ def _remember_token_parts(url: str) -> None:
 class Target:
     """A notify or ping URL, as the user gave it: literal or a secret reference.
 
-    ``label`` is what people see; the URL itself only goes to the wire."""
+    ``label`` is what people see; the URL itself only goes to the wire, and
+    ``spec`` (the reference, or the literal URL) only back into a config."""
 
     spec: str
     label: str
