@@ -43,20 +43,22 @@ def add_run_options(sp: argparse.ArgumentParser) -> None:
                     help="write metrics for node_exporter's textfile collector")
 
 
-def probe(config: Any, args: argparse.Namespace, *, poll_s: float,
-          settle_s: float) -> tuple[list[Any], float, float, str]:
+def probe(config: Any, args: argparse.Namespace, *, poll_s: float, settle_s: float,
+          run_id: str | None = None) -> tuple[list[Any], float, float, str]:
     """Both legs (or the one asked for), one after the other; Ctrl-C or
-    SIGTERM stops them after their cleanup (see interrupt)."""
+    SIGTERM stops them after their cleanup (see interrupt). ``run_id``: one
+    made earlier (run --ping sends it with /start), else a new one."""
     from flowtest.flows.common import INTERRUPTED_CLEANUP_S
 
     report = Reporter(show.console(stderr=True))
-    return interrupt.run(_probe(config, args, report, poll_s=poll_s, settle_s=settle_s),
+    return interrupt.run(_probe(config, args, report, poll_s=poll_s, settle_s=settle_s,
+                                run_id=run_id),
                          cleanup_s=None if config.cleanup == "keep" else INTERRUPTED_CLEANUP_S,
                          on_signal=report.interrupted)
 
 
 async def _probe(config: Any, args: argparse.Namespace, report: Reporter, *, poll_s: float,
-                 settle_s: float) -> tuple[list[Any], float, float, str]:
+                 settle_s: float, run_id: str | None) -> tuple[list[Any], float, float, str]:
     from rich.status import Status
 
     from flowtest.flows import inbound, outbound
@@ -77,7 +79,7 @@ async def _probe(config: Any, args: argparse.Namespace, report: Reporter, *, pol
         status.update(f"sent {state['sent']}/{total}, judged {state['done']}/{total}, "
                       "waiting for the forwarded copies…")
 
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     started = time.time()
     options = Options(poll_s=poll_s, settle_s=settle_s)
     results: list[Any] = []

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flowtest.cli import legs
+from flowtest.cli.interrupt import Interrupted
 from flowtest.cli.target import add_config_option, add_insecure_option, opened
-from flowtest.errors import ConfigError
+from flowtest.errors import ConfigError, FlowtestError
 
 
 def add(sub: Any) -> None:
@@ -20,13 +24,45 @@ def add(sub: Any) -> None:
     add_config_option(sp)
     add_insecure_option(sp)
     legs.add_run_options(sp)
+    add_alert_options(sp)
     sp.set_defaults(func=main)
+
+
+def add_alert_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--notify", metavar="URL", action="append", default=[],
+                    help="send a message when an alias goes down (after --alert-after failed "
+                         "runs in a row) and when it recovers, never once per run: an apprise "
+                         "URL (ntfys://, tgram://, mailtos://, slack://, discord://, json://, "
+                         "schan://, pushplus://, wecombot://, dingtalk://, feishu://…) or a "
+                         "reference to one (env:NAME, file:PATH); repeatable. The state is "
+                         "kept in REPORT_DIR/alerts.json between runs (docs/alerts.md)")
+    sp.add_argument("--ping", metavar="URL",
+                    help="dead-man's switch, healthchecks.io style: URL/start when the run "
+                         "starts, URL when it passes, URL/fail with the short report when "
+                         "not (rid = the run); or a reference to the URL. A ping that fails "
+                         "is logged and never fails the run")
+    sp.add_argument("--alert-after", metavar="K", type=_positive, default=2,
+                    help="failed runs in a row before a 'down' message (default: 2)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def main(args: argparse.Namespace) -> int:
     from flowtest.flows.inbound import same_account_problem
+    from flowtest.mail.probe import new_run_id
 
-    with opened(args, sandbox=False) as target:
+    run_id = new_run_id()
+    # The start ping goes out once the target is open: a sandbox config turns
+    # the network guard on first, so nothing of a sandbox run leaves loopback.
+    with opened(args, sandbox=False) as target, alerting(args, run_id) as alerts:
         config = target.config
         problem = same_account_problem(config)
         if problem:
@@ -35,9 +71,63 @@ def main(args: argparse.Namespace) -> int:
         findings = legs.check_dns(config)
         live = config.target != "sandbox"
         results, started, finished, run_id = legs.probe(
-            config, args, poll_s=10.0 if live else 1.0, settle_s=3.0 if live else 0.5)
-    return legs.finish(config, results, started, finished, run_id, args,
-                       f"flowtest run ({config.target}: {config.domain})", findings)
+            config, args, poll_s=10.0 if live else 1.0, settle_s=3.0 if live else 0.5,
+            run_id=run_id)
+        code = legs.finish(config, results, started, finished, run_id, args,
+                           f"flowtest run ({config.target}: {config.domain})", findings)
+        alerts.finished(results, findings)
+    return code
+
+
+class RunAlerts:
+    """`run --notify/--ping`: the Alerter of one run, its state in the report dir."""
+
+    def __init__(self, alerter: Any, args: argparse.Namespace, run_id: str) -> None:
+        self.alerter, self.args, self.run_id = alerter, args, run_id
+
+    def finished(self, results: list[Any], findings: list[Any]) -> None:
+        from flowtest.flows.alerting import STATE_FILE, save_state, short_report
+        from flowtest.report.json_report import build
+
+        if self.alerter is None:
+            return
+        verdict = build(target="", started_at=0, finished_at=0, probes=results,
+                        dns=[f.to_json() for f in findings])["verdict"]
+        asyncio.run(self.alerter.observe(results, run_id=self.run_id))
+        if self.args.report_dir is not None:
+            save_state(self.args.report_dir / STATE_FILE, self.alerter.state())
+        asyncio.run(self.alerter.run_finished(
+            self.run_id, verdict, short_report(results, verdict, run_id=self.run_id,
+                                               dns=findings)))
+
+    def failed(self, why: str) -> None:
+        if self.alerter is not None:
+            asyncio.run(self.alerter.run_finished(self.run_id, "error",
+                                                  f"flowtest run {self.run_id}: {why}"))
+
+
+@contextlib.contextmanager
+def alerting(args: argparse.Namespace, run_id: str) -> Iterator[RunAlerts]:
+    """The run between its /start ping and its end; a run that ends in an
+    error (config, budget, signal) still pings /fail with why."""
+    if not args.notify and not args.ping:
+        yield RunAlerts(None, args, run_id)
+        return
+    from flowtest.flows.alerting import STATE_FILE, Alerter, load_state
+    from flowtest.secrets import redact
+
+    state = load_state(args.report_dir / STATE_FILE) if args.report_dir is not None else None
+    alerts = RunAlerts(Alerter(args.notify, after=args.alert_after, ping_url=args.ping,
+                               state=state), args, run_id)
+    asyncio.run(alerts.alerter.run_started(run_id))
+    try:
+        yield alerts
+    except FlowtestError as exc:
+        alerts.failed(f"error: {redact(str(exc))}")
+        raise
+    except (Interrupted, KeyboardInterrupt) as exc:
+        alerts.failed(f"interrupted ({type(exc).__name__} {exc})")
+        raise
 
 
 def check_send_budget(config: Any, args: argparse.Namespace) -> None:
