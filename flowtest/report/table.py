@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flowtest.i18n import gettext as _
 from flowtest.mail.text import inert
 from flowtest.model import AuthVerdict, ProbeResult
 
@@ -24,7 +25,7 @@ def _auth_cell(auth: AuthVerdict | None, *, aligned: bool = True) -> str:
     if auth is None or not auth.found:
         return "-"
     a = auth
-    mark = " (aligned)" if aligned and (a.dkim.aligned or a.spf.aligned) else ""
+    mark = " " + _("(aligned)") if aligned and (a.dkim.aligned or a.spf.aligned) else ""
     return (f"spf={a.spf.result} dkim={a.dkim.result} dmarc={a.dmarc.result} "
             f"arc={a.arc.result}{mark}")
 
@@ -34,16 +35,16 @@ def _relay_cell(p: ProbeResult) -> str:
     if p.leg != "inbound" or not p.delivered:
         return "-"
     if p.relay_auth is None or not p.relay_auth.found:
-        return "none"
+        return _("none")
     a = p.relay_auth
     return f"spf={a.spf.result} dkim={a.dkim.result} dmarc={a.dmarc.result}"
 
 
 def render(console: Console, results: list[ProbeResult], *, title: str) -> None:
     table = Table(title=_plain(title), expand=False)
-    for name, justify in (("leg", "left"), ("alias", "left"), ("verdict", "left"),
-                          ("folder", "left"), ("latency", "right"), ("auth (trusted)", "left"),
-                          ("Cloudflare saw", "left")):
+    for name, justify in ((_("leg"), "left"), (_("alias"), "left"), (_("verdict"), "left"),
+                          (_("folder"), "left"), (_("latency"), "right"),
+                          (_("auth (trusted)"), "left"), (_("Cloudflare saw"), "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for p in results:
         latency = f"{p.latency_s:.3f} s" if p.latency_s is not None else "-"
