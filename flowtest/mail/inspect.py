@@ -306,15 +306,18 @@ def inspect(raw: bytes, authserv_id: str | None = None, *, provider: str | None 
         if not authresults.authserv_ids(raw):
             said.append(Finding("NO_AR", _("No Authentication-Results header: the "
                                            "receiver's verdicts are unknown.")))
-        who = ""
+        who = shown = ""
     else:
         read = authresults.trusted if choice.final else authresults.intermediate
         auth = read(raw, choice.rule)
         rule = choice.rule
         if auth.found and not auth.authserv_id:
-            who = _("{name} (its header without authserv-id)").format(name=choice.name)
+            # The JSON's authserv_id is read by scripts: it stays English; the
+            # sentences say it in the reader's language.
+            who = f"{choice.name} (its header without authserv-id)"
+            shown = _("{name} (its header without authserv-id)").format(name=choice.name)
         else:
-            who = auth.authserv_id if auth.found else rule.label
+            who = shown = auth.authserv_id if auth.found else rule.label
         if not choice.final:
             said.append(Finding("INTERMEDIATE_VERDICT", _(
                 "The best available verdict is {name}'s, a server the message passed through "
@@ -328,7 +331,7 @@ def inspect(raw: bytes, authserv_id: str | None = None, *, provider: str | None 
                 "outside the receiver's own headers and could have been written by anyone."
             ).format(receiver=rule.label)))
         else:
-            said.extend(_auth_findings(who, auth))
+            said.extend(_auth_findings(shown, auth))
     if relay.found:
         said.append(Finding("RELAY_CLOUDFLARE", _(
             "Forwarded by Cloudflare Email Routing (ARC i={instance}), which saw: SPF {spf} "
