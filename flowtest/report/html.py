@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from flowtest import i18n
+from flowtest.i18n import N_
 from flowtest.i18n import gettext as _
 from flowtest.secrets import redact
 
+# The legs in people's words (as in report.table, which imports rich); the
+# JSON keeps "inbound"/"outbound".
+LEGS = {"inbound": N_("inbound"), "outbound": N_("outbound")}
 COLORS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df"}
 CSS = """
 body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans SC","PingFang SC","Microsoft YaHei",
@@ -139,7 +143,8 @@ def build(report: dict[str, Any], history: Iterable[dict[str, Any]] = ()) -> str
                           "SPF", "DKIM", "DMARC", "ARC") + "</tr>")
         for p in probes:
             latency = "-" if p["latency_s"] is None else f"{p['latency_s']:.3f} s"
-            body.append(f"<tr><td>{_e(p['leg'])}</td><td>{_e(p['alias'])}</td>"
+            leg = _(LEGS.get(p["leg"], p["leg"]))
+            body.append(f"<tr><td>{_e(leg)}</td><td>{_e(p['alias'])}</td>"
                         f"<td>{_badge(p['verdict'])}</td><td>{_e(p['folder'] or '-')}</td>"
                         f"<td>{latency}</td>{_auth(p['auth'])}</tr>")
             # Reports written before codes existed carry only the sentences.
