@@ -389,3 +389,45 @@ def test_chinese_report_html_renders_with_a_cjk_font(tmp_path: Path,
     report = next(rd.glob("*/report.html"))
     assert _shot(CHROMIUM, report.read_text(encoding="utf-8"), tmp_path, "report",
                  "1280,1800")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_lazy_string_is_translated_when_shown() -> None:
+    lazy = i18n.lazy_gettext("Delivered to the Gmail inbox.")
+    with i18n.use("zh"):
+        assert str(lazy) == "已投递到 Gmail 收件箱。"
+    with i18n.use("en"):
+        assert str(lazy) == "Delivered to the Gmail inbox."
+
+
+@pytest.mark.parametrize("argv", [["--lang"], ["--lang", "fr", "doctor"]])
+def test_a_bad_lang_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(argv)
+    assert done.value.code == 2
+    assert "--lang" in capsys.readouterr().err
+
+
+def test_the_config_lang_applies_unless_lang_is_given(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    # Endpoints where nothing listens: login-check fails fast, and says so in words.
+    monkeypatch.setenv("FT_TEST_SECRET", "not-a-real-password")
+    endpoint = 'host = "127.0.0.1"\nport = 9\ntls = "implicit"\n'
+    config = tmp_path / "flowtest.toml"
+    config.write_text(
+        'lang = "zh"\ntarget = "sandbox"\ndomain = "example.me"\naliases = ["hello"]\n'
+        '[timeouts]\nconnect_s = 2\n'
+        '[gmail]\naddress = "me@gmail.com"\napp_password = "env:FT_TEST_SECRET"\n'
+        f'[gmail.smtp]\n{endpoint}[gmail.imap]\n{endpoint}'
+        '[probe]\naddress = "p@sender.example"\npassword = "env:FT_TEST_SECRET"\n'
+        f'[probe.smtp]\n{endpoint}[probe.imap]\n{endpoint}')
+    with i18n.use("en"):
+        assert cli.main(["login-check", "-c", str(config)]) == 1
+        zh = capsys.readouterr().out
+        assert cli.main(["--lang", "en", "login-check", "-c", str(config)]) == 1
+        en = capsys.readouterr().out
+        assert i18n.active() == "en"
+    assert "探测帐号 SMTP" in zh and "FAIL" in zh
+    assert "probe account SMTP" in en and not HAN.search(en)

@@ -100,13 +100,20 @@ def language(argv: Sequence[str] | None) -> str:
     """The language chosen before the parser is built (its help is translated):
     --lang wins, then the locale. The config's ``lang`` applies once the
     config is read (cli.target), as nothing is read before that."""
-    early = argparse.ArgumentParser(add_help=False)
+    early = _Early(add_help=False)
     early.add_argument("--lang", default=None)
-    known, _rest = early.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     try:
+        known, _rest = early.parse_known_args(list(sys.argv[1:] if argv is None else argv))
         return i18n.resolve(known.lang)
     except ValueError:
         return i18n.resolve()  # the real parser says what is wrong with it
+
+
+class _Early(argparse.ArgumentParser):
+    """Finds --lang only; a mistake is left for the real parser to report."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
