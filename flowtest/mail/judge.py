@@ -471,12 +471,14 @@ def judge_outbound(facts: OutboundFacts, thresholds: Thresholds) -> list[Diagnos
     else:
         dkim_domains = ", ".join(sorted({d.domain for d in auth.dkim_all if d.domain}))
         aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
-        notes.append(finding("RECEIVER_VERDICT", "pass", _(
+        values = {"spf": auth.spf.result, "spf_domain": auth.spf.domain or "?",
+                  "dkim": auth.dkim.result, "dkim_domains": dkim_domains,
+                  "aligned": ", ".join(aligned) or _("neither"), "dmarc": auth.dmarc.result}
+        notes.append(finding("RECEIVER_VERDICT", "pass", (_(
             "SPF {spf} for {spf_domain}, DKIM {dkim} for {dkim_domains}; aligned with the "
-            "From domain: {aligned}; DMARC {dmarc}.").format(
-                spf=auth.spf.result, spf_domain=auth.spf.domain or "?", dkim=auth.dkim.result,
-                dkim_domains=dkim_domains or "?", aligned=", ".join(aligned) or _("neither"),
-                dmarc=auth.dmarc.result)))
+            "From domain: {aligned}; DMARC {dmarc}.") if dkim_domains else _(
+            "SPF {spf} for {spf_domain}, DKIM {dkim}; aligned with the From domain: "
+            "{aligned}; DMARC {dmarc}.")).format(**values)))
         if auth.dmarc.result != "pass" and not rewritten:
             consequence, harmful = _consequence(facts, auth)
             verdict: Verdict = "fail" if harmful or facts.expect_dmarc_pass else "warn"
