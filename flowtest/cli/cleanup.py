@@ -10,7 +10,6 @@ from flowtest.cli import console as show
 from flowtest.cli.target import add_config_option, add_insecure_option, opened
 from flowtest.errors import ConfigError
 from flowtest.i18n import gettext as _
-from flowtest.i18n import ngettext
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -71,15 +70,11 @@ def main(args: argparse.Namespace) -> int:
         values = {"account": report.account, "probes": report.probes,
                   "reports": report.reports, "folders": parts}
         if args.dry_run:
-            said = ngettext("{account}: would move {probes} stale probe and {reports} "
-                            "report(s) about it to Trash ({folders})",
-                            "{account}: would move {probes} stale probes and {reports} "
-                            "report(s) about them to Trash ({folders})", report.probes)
+            said = _("{account}: would move {probes} stale probe(s) and {reports} report(s) "
+                     "about them to Trash ({folders})")
         else:
-            said = ngettext("{account}: moved {probes} stale probe and {reports} report(s) "
-                            "about it to Trash ({folders})",
-                            "{account}: moved {probes} stale probes and {reports} report(s) "
-                            "about them to Trash ({folders})", report.probes)
+            said = _("{account}: moved {probes} stale probe(s) and {reports} report(s) about "
+                     "them to Trash ({folders})")
         show.say(out, said.format(**values))
         if args.dry_run:
             for swept in report.swept:
