@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flowtest.i18n import gettext as _
+
 
 class FlowtestError(Exception):
     """Root of every error flowtest raises on purpose."""
@@ -47,7 +49,8 @@ class UnknownFault(FlowtestError, ValueError):
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
         self.known = known
-        super().__init__(f"unknown fault {name!r}; known faults: {', '.join(known)}")
+        super().__init__(_("unknown fault {name}; known faults: {known}").format(
+            name=repr(name), known=", ".join(known)))
 
 
 class NetworkGuardError(FlowtestError, PermissionError):
@@ -56,10 +59,9 @@ class NetworkGuardError(FlowtestError, PermissionError):
     def __init__(self, what: str, target: object) -> None:
         self.what = what
         self.target = target
-        super().__init__(
-            f"network guard: {what} to {target!r} refused; only 127.0.0.0/8 is allowed "
-            "in sandbox mode and in tests"
-        )
+        super().__init__(_(
+            "network guard: {what} to {target} refused; only 127.0.0.0/8 is allowed "
+            "in sandbox mode and in tests").format(what=what, target=repr(target)))
 
 
 class TransportError(FlowtestError):
@@ -89,7 +91,8 @@ class AuthError(TransportError):
 
     def __init__(self, message: str, *, endpoint: str, account: str, code: int | None = None):
         self.account = account
-        super().__init__(f"login as {account} refused: {message}", endpoint=endpoint, code=code)
+        super().__init__(_("login as {account} refused: {reply}").format(
+            account=account, reply=message), endpoint=endpoint, code=code)
 
 
 class TLSError(TransportError):
@@ -102,7 +105,8 @@ class ProbeTimeout(FlowtestError, TimeoutError):
     def __init__(self, token: str, waited_s: float) -> None:
         self.token = token
         self.waited_s = waited_s
-        super().__init__(f"probe {token} not seen after {waited_s:.1f} s")
+        super().__init__(_("probe {token} not seen after {seconds} s").format(
+            token=token, seconds=f"{waited_s:.1f}"))
 
 
 class SandboxError(FlowtestError):

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from flowtest.i18n import gettext as _
+from flowtest.i18n import ngettext
 from flowtest.mail.text import inert as inert
 
 if TYPE_CHECKING:
@@ -70,10 +72,13 @@ def transport_warnings(config: Any) -> list[str]:
     words = []
     plain = plaintext_endpoints(config)
     if plain:
-        words.append("PLAINTEXT: no TLS at all to " + ", ".join(plain) + "; passwords and "
-                     "probes cross the network readable by anyone on the path.")
+        # The upper-case marks stay English in every language: people and
+        # scripts look for them.
+        words.append("PLAINTEXT: " + _(
+            "no TLS at all to {endpoints}; passwords and probes cross the network readable "
+            "by anyone on the path.").format(endpoints=", ".join(plain)))
     if config.tls.insecure:
-        words.append("INSECURE: TLS verification is off for this run.")
+        words.append("INSECURE: " + _("TLS verification is off for this run."))
     return words
 
 
@@ -94,16 +99,17 @@ def banner(out: Console, config: Any) -> None:
 def findings(out: Console, found: Sequence[Any]) -> None:
     """The doctor's findings: severity, code, message and fix. Messages quote
     DNS records, which anyone who controls the zone can fill with anything."""
-    say(out, ("DNS", STRONG), f" ({len(found)} findings)")
+    say(out, ("DNS", STRONG), " " + ngettext("({count} finding)", "({count} findings)",
+                                            len(found)).format(count=len(found)))
     for f in found:
         say(out, (f"{f.severity.upper():7}", SEVERITY[f.severity]), f" {f.code}: {f.message}")
         if f.fix and f.severity != "info":
-            say(out, f"        fix: {f.fix}")
+            say(out, "        " + _("fix: {fix}").format(fix=f.fix))
 
 
 def verdict(out: Console, word: str) -> None:
     style = {"pass": GOOD, "warn": WARN}.get(word, ERROR)
-    say(out, "verdict: ", (word.upper(), style))
+    say(out, _("verdict: "), (word.upper(), style))
 
 
 def lines(out: Console, texts: Iterable[str]) -> None:

@@ -9,17 +9,18 @@ from flowtest.cli import console as show
 from flowtest.cli import legs
 from flowtest.cli.target import add_fault_option, add_timing_option, check_faults, opened
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("demo", help="run the DNS check and both legs against the sandbox",
-                        description="Start the sandbox world, check its DNS, probe every alias "
-                                    "inbound and outbound, and show what arrived. --fault shows "
-                                    "what a broken setup looks like.")
-    add_fault_option(sp, "break the sandbox on purpose (repeatable); "
-                         "`flowtest sandbox --list-faults` lists them")
+    sp = sub.add_parser("demo", help=_("run the DNS check and both legs against the sandbox"),
+                        description=_("Start the sandbox world, check its DNS, probe every "
+                                      "alias inbound and outbound, and show what arrived. "
+                                      "--fault shows what a broken setup looks like."))
+    add_fault_option(sp, _("break the sandbox on purpose (repeatable); "
+                           "`flowtest sandbox --list-faults` lists them"))
     sp.add_argument("--aliases", metavar="N", type=int, default=3,
-                    help="how many aliases the sandbox routes (default 3, at most 200)")
+                    help=_("how many aliases the sandbox routes (default 3, at most 200)"))
     legs.add_run_options(sp)
     add_timing_option(sp)
     sp.set_defaults(func=main)
@@ -28,15 +29,16 @@ def add(sub: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     check_faults(args.fault)
     if not 1 <= args.aliases <= 200:
-        raise ConfigError("must be between 1 and 200 (Cloudflare's rule limit)", key="--aliases")
+        raise ConfigError(_("must be between 1 and 200 (Cloudflare's rule limit)"),
+                          key="--aliases")
     names = ["hello", "shop", "billing"] + [f"alias{i:03d}" for i in range(3, args.aliases)]
-    show.progress(show.console(stderr=True), "Starting the sandbox world (Cloudflare, Gmail, "
-                  "an external provider, DNS)…")
+    show.progress(show.console(stderr=True), _("Starting the sandbox world (Cloudflare, "
+                                               "Gmail, an external provider, DNS)…"))
     with opened(args, sandbox=True, aliases=names[:args.aliases]) as target:
         config = target.config
         findings = legs.check_dns(config)
         results, started, finished, run_id = legs.probe(config, args, poll_s=1.0, settle_s=0.5)
         target.world.check_errors()
-    title = "flowtest demo (sandbox)" + (f" — faults: {', '.join(args.fault)}"
-                                        if args.fault else "")
+    title = (_("flowtest demo (sandbox) — faults: {faults}").format(faults=", ".join(args.fault))
+             if args.fault else _("flowtest demo (sandbox)"))
     return legs.finish(config, results, started, finished, run_id, args, title, findings)

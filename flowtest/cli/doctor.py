@@ -9,20 +9,21 @@ from typing import Any
 
 from flowtest.cli import legs
 from flowtest.cli.target import add_config_option, add_fault_option, opened
+from flowtest.i18n import gettext as _
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("doctor", help="check the domain's DNS for this setup",
-                        description="Check NS, MX, SPF, DKIM and DMARC as Cloudflare Email "
-                                    "Routing and Gmail send-as need them, and what conflicts "
-                                    "with them. Sends no mail.")
+    sp = sub.add_parser("doctor", help=_("check the domain's DNS for this setup"),
+                        description=_("Check NS, MX, SPF, DKIM and DMARC as Cloudflare Email "
+                                      "Routing and Gmail send-as need them, and what "
+                                      "conflicts with them. Sends no mail."))
     add_config_option(sp, default=None,
-                      help="the config file (default: ./flowtest.toml; with --sandbox, none)")
+                      help=_("the config file (default: ./flowtest.toml; with --sandbox, none)"))
     sp.add_argument("--sandbox", action="store_true",
-                    help="check the sandbox world's DNS instead (with --fault to break it)")
-    add_fault_option(sp, "with --sandbox: start the world with this fault (repeatable)")
+                    help=_("check the sandbox world's DNS instead (with --fault to break it)"))
+    add_fault_option(sp, _("with --sandbox: start the world with this fault (repeatable)"))
     sp.add_argument("--json", metavar="PATH", type=Path,
-                    help="write the JSON report (findings under 'dns') to PATH")
+                    help=_("write the JSON report (findings under 'dns') to PATH"))
     sp.set_defaults(func=main)
 
 
@@ -32,4 +33,4 @@ def main(args: argparse.Namespace) -> int:
         config = target.config
         findings = legs.check_dns(config)
     return legs.finish(config, [], started, time.time(), "", args,
-                       f"flowtest doctor ({config.domain})", findings)
+                       _("flowtest doctor ({domain})").format(domain=config.domain), findings)

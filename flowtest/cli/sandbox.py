@@ -13,6 +13,7 @@ from typing import Any
 from flowtest.cli import console as show
 from flowtest.cli.target import add_fault_option, add_timing_option, check_faults, timing_options
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 
 
 def aliases(text: str) -> list[str]:
@@ -21,31 +22,34 @@ def aliases(text: str) -> list[str]:
     if text.strip().isdigit():
         count = int(text)
         if not 1 <= count <= MAX_ALIASES:
-            raise argparse.ArgumentTypeError(f"between 1 and {MAX_ALIASES}, not {count}")
+            raise argparse.ArgumentTypeError(
+                _("between 1 and {limit}, not {count}").format(limit=MAX_ALIASES, count=count))
         return [f"a{i:03d}" for i in range(count)]
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names or len(names) > MAX_ALIASES:
-        raise argparse.ArgumentTypeError(f"give 1 to {MAX_ALIASES} names, comma-separated")
+        raise argparse.ArgumentTypeError(
+            _("give 1 to {limit} names, comma-separated").format(limit=MAX_ALIASES))
     return names
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("sandbox", help="run the sandbox world in the foreground",
-                        description="Run the sandbox until Ctrl-C, print its endpoints and "
-                                    "accounts, and optionally write a config for it.")
+    sp = sub.add_parser("sandbox", help=_("run the sandbox world in the foreground"),
+                        description=_("Run the sandbox until Ctrl-C, print its endpoints and "
+                                      "accounts, and optionally write a config for it."))
     sp.add_argument("--write-config", metavar="PATH", type=Path,
-                    help="write a flowtest.toml for this world (secrets in files beside it)")
-    add_fault_option(sp, "start with this fault (repeatable)")
-    sp.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+                    help=_("write a flowtest.toml for this world (secrets in files beside it)"))
+    add_fault_option(sp, _("start with this fault (repeatable)"))
+    sp.add_argument("--list-faults", action="store_true", help=_("list the faults and exit"))
     sp.add_argument("--for", dest="duration", metavar="S", type=float,
-                    help="stop by itself after S seconds")
+                    help=_("stop by itself after S seconds"))
     sp.add_argument("--aliases", metavar="NAMES|N", type=aliases,
-                    help="the routed aliases: comma-separated names, or a number N for "
-                         "N generated ones a000, a001, … (at most 200; default: hello, "
-                         "billing, me)")
+                    help=_("the routed aliases: comma-separated names, or a number N for "
+                           "N generated ones a000, a001, … (at most 200; default: hello, "
+                           "billing, me)"))
     sp.add_argument("--truth", metavar="PATH", type=Path,
-                    help="append the sandbox's ground truth to PATH as JSON lines, as it "
-                         "happens (submitted, stored, listed, imap-open, …; for benchmarks)")
+                    help=_("append the sandbox's ground truth to PATH as JSON lines, as it "
+                           "happens (submitted, stored, listed, imap-open, …; for "
+                           "benchmarks)"))
     add_timing_option(sp)
     sp.set_defaults(func=main)
 
@@ -74,30 +78,34 @@ def main(args: argparse.Namespace) -> int:
             _describe(out, world.config(), args)
             if args.write_config:
                 path = world.write_config(args.write_config)
-                show.say(out, f"  config written to {path} (valid while this sandbox runs)")
+                show.say(out, "  " + _("config written to {path} (valid while this sandbox "
+                                       "runs)").format(path=path))
             sys.stdout.flush()
             stop.wait(args.duration)
-            show.say(out, "stopping…")
+            show.say(out, _("stopping…"))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    show.say(out, "sandbox stopped")
+    show.say(out, _("sandbox stopped"))
     return 0
 
 
 def _describe(out: Any, config: Any, args: argparse.Namespace) -> None:
-    show.say(out, ("flowtest sandbox", show.STRONG), " is running. Ctrl-C stops it.")
-    for name, account in (("Gmail", config.gmail), ("probe account", config.probe)):
-        show.say(out, f"  {name}: {account.address}  (password: {account.password.ref})")
+    show.say(out, ("flowtest sandbox", show.STRONG), _(" is running. Ctrl-C stops it."))
+    for name, account in (("Gmail", config.gmail), (_("probe account"), config.probe)):
+        show.say(out, "  " + _("{name}: {address}  (password: {ref})").format(
+            name=name, address=account.address, ref=account.password.ref))
         show.say(out, f"    SMTP {account.smtp.host}:{account.smtp.port} "
                       f"[{account.smtp.tls}] at {account.smtp.address}")
         show.say(out, f"    IMAP {account.imap.host}:{account.imap.port} "
                       f"[{account.imap.tls}] at {account.imap.address}")
     ns = ", ".join(f"{h}:{p}" for h, p in config.dns.nameservers)
-    show.say(out, f"  DNS {ns} (UDP and TCP); CA {config.tls.ca_file}")
-    show.say(out, f"  aliases: {', '.join(a.address for a in config.aliases)}")
+    show.say(out, "  " + _("DNS {servers} (UDP and TCP); CA {ca_file}").format(
+        servers=ns, ca_file=config.tls.ca_file))
+    show.say(out, "  " + _("aliases: {aliases}").format(
+        aliases=", ".join(a.address for a in config.aliases)))
     if args.fault:
-        show.say(out, f"  faults: {', '.join(args.fault)}")
+        show.say(out, "  " + _("faults: {faults}").format(faults=", ".join(args.fault)))
 
 
 def _stream_truth(world: Any, path: Path, closing: contextlib.ExitStack) -> None:
@@ -107,7 +115,8 @@ def _stream_truth(world: Any, path: Path, closing: contextlib.ExitStack) -> None
     try:
         sink = closing.enter_context(path.open("a", encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot write: {exc.strerror}", file=path) from None
+        raise ConfigError(_("cannot write: {reason}").format(reason=exc.strerror),
+                          file=path) from None
 
     def write(event: Any) -> None:
         sink.write(json.dumps(dataclasses.asdict(event)) + "\n")

@@ -14,7 +14,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from flowtest import i18n
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 
 DEFAULT_CONFIG = Path("flowtest.toml")
 
@@ -25,8 +27,9 @@ class Target(NamedTuple):
 
 
 def add_config_option(sp: argparse.ArgumentParser, *, default: Path | None = DEFAULT_CONFIG,
-                      help: str = "the config file (default: ./flowtest.toml)") -> None:
-    sp.add_argument("--config", "-c", metavar="FILE", type=Path, default=default, help=help)
+                      help: str | None = None) -> None:
+    sp.add_argument("--config", "-c", metavar="FILE", type=Path, default=default,
+                    help=help or _("the config file (default: ./flowtest.toml)"))
 
 
 def add_fault_option(sp: argparse.ArgumentParser, help: str) -> None:
@@ -35,8 +38,8 @@ def add_fault_option(sp: argparse.ArgumentParser, help: str) -> None:
 
 def add_insecure_option(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--insecure", action="store_true",
-                    help="accept plaintext and unverified TLS (loudly marked in all output: "
-                         "PLAINTEXT, INSECURE)")
+                    help=_("accept plaintext and unverified TLS (loudly marked in all output: "
+                           "PLAINTEXT, INSECURE)"))
 
 
 def add_timing_option(sp: argparse.ArgumentParser) -> None:
@@ -71,9 +74,11 @@ def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(
+            _("{value} is not a number of seconds").format(value=repr(text))) from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+        raise argparse.ArgumentTypeError(
+            _("must be more than 0 seconds, not {value}").format(value=text))
     return value
 
 
@@ -86,7 +91,7 @@ def check_faults(specs: Sequence[str]) -> None:
 
 @contextlib.contextmanager
 def opened(args: argparse.Namespace, *, sandbox: bool, aliases: Sequence[str] | None = None,
-           fault_hint: str = "--fault needs --sandbox") -> Iterator[Target]:
+           fault_hint: str | None = None) -> Iterator[Target]:
     """The target, for the length of the ``with``. With ``sandbox`` the world
     runs until the block ends (so the whole command is tested against it);
     otherwise ``args.config`` is loaded, and a sandbox config file turns the
@@ -106,8 +111,12 @@ def opened(args: argparse.Namespace, *, sandbox: bool, aliases: Sequence[str] | 
     from flowtest import config as cfg
 
     if faults:
-        raise ConfigError(fault_hint, key="--fault")
+        raise ConfigError(fault_hint or _("--fault needs --sandbox"), key="--fault")
     config = overrides(cfg.load(getattr(args, "config", None) or DEFAULT_CONFIG), args)
+    if config.lang and not getattr(args, "lang", None):
+        # The config's language, unless --lang chose one; the CLI's main restores
+        # the previous language when the command ends.
+        i18n.activate(config.lang)
     if config.target == "sandbox":
         guard.enable()
     yield Target(config)
@@ -123,7 +132,7 @@ def overrides(config: Any, args: argparse.Namespace) -> Any:
     timeout = getattr(args, "timeout", None)
     if timeout is not None:
         if not math.isfinite(timeout) or timeout <= 0:  # also when called without argparse
-            raise ConfigError("must be more than 0 seconds", key="--timeout")
+            raise ConfigError(_("must be more than 0 seconds"), key="--timeout")
         changes["timeouts"] = dataclasses.replace(config.timeouts, delivery_s=timeout)
     if getattr(args, "insecure", False):
         changes["tls"] = dataclasses.replace(config.tls, insecure=True)

@@ -33,6 +33,7 @@ from flowtest.config.settings import (
     check_domain,
 )
 from flowtest.errors import ConfigError, SecretError
+from flowtest.i18n import gettext as _
 from flowtest.model import Thresholds
 from flowtest.secrets import Secret
 
@@ -50,20 +51,21 @@ class _Reader:
         value = _get(data, key)
         if value is None:
             if required:
-                raise self.fail(key, "missing table")
+                raise self.fail(key, _("missing table"))
             return {}
         if not isinstance(value, dict):
-            raise self.fail(key, f"must be a table, not {_kind(value)}")
+            raise self.fail(key, _("must be a table, not {kind}").format(kind=_kind(value)))
         return value
 
     def string(self, data: Mapping[str, Any], key: str, default: str | None = None) -> str:
         value = _get(data, key)
         if value is None:
             if default is None:
-                raise self.fail(key, "missing")
+                raise self.fail(key, _("missing"))
             return default
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"must be a non-empty string, not {_kind(value)}")
+            raise self.fail(key, _("must be a non-empty string, not {kind}").format(
+                kind=_kind(value)))
         return value.strip()
 
     def optional_string(self, data: Mapping[str, Any], key: str) -> str | None:
@@ -77,9 +79,10 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"must be a number, not {_kind(value)}")
+            raise self.fail(key, _("must be a number, not {kind}").format(kind=_kind(value)))
         if value <= minimum:
-            raise self.fail(key, f"must be greater than {minimum:g}, not {value}")
+            raise self.fail(key, _("must be greater than {minimum}, not {value}").format(
+                minimum=f"{minimum:g}", value=value))
         return float(value)
 
     def integer(self, data: Mapping[str, Any], key: str, default: int) -> int:
@@ -87,7 +90,7 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be a whole number, not {_kind(value)}")
+            raise self.fail(key, _("must be a whole number, not {kind}").format(kind=_kind(value)))
         return value
 
     def boolean(self, data: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -95,14 +98,15 @@ class _Reader:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, not {_kind(value)}")
+            raise self.fail(key, _("must be true or false, not {kind}").format(kind=_kind(value)))
         return value
 
     def choice(self, data: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str,
                ) -> str:
         value = self.string(data, key, default)
         if value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+            raise self.fail(key, _("must be one of {choices}, not {value}").format(
+                choices=", ".join(choices), value=repr(value)))
         return value
 
     def secret(self, data: Mapping[str, Any], key: str) -> Secret:
@@ -118,7 +122,7 @@ class _Reader:
             if name not in allowed:
                 where = f"{prefix}.{name}" if prefix else name
                 hint = ", ".join(sorted(allowed))
-                raise self.fail(where, f"unknown key (known here: {hint})")
+                raise self.fail(where, _("unknown key (known here: {keys})").format(keys=hint))
 
 
 def _get(data: Mapping[str, Any], dotted: str) -> Any:
@@ -126,8 +130,9 @@ def _get(data: Mapping[str, Any], dotted: str) -> Any:
 
 
 def _kind(value: object) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    kinds = {str: _("a string"), int: _("an integer"), float: _("a number"),
+             bool: _("a boolean"), list: _("a list"), dict: _("a table")}
+    return kinds.get(type(value), type(value).__name__)
 
 
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # e.g. localhost
@@ -145,26 +150,30 @@ def _endpoint(r: _Reader, data: Mapping[str, Any], key: str, default_port: int,
     r.unknown(table, key, _ENDPOINT_KEYS)
     host = r.string(table, f"{key}.host")
     if not _host_name(host):
-        raise r.fail(f"{key}.host", f"{host!r} is not a host name or IP address")
+        raise r.fail(f"{key}.host", _("{host} is not a host name or IP address").format(
+            host=repr(host)))
     port_value = table.get("port", default_port)
     if isinstance(port_value, bool) or not isinstance(port_value, int) or not (
             0 < port_value < 65536):
-        raise r.fail(f"{key}.port", f"must be a port number 1-65535, not {port_value!r}")
+        raise r.fail(f"{key}.port", _("must be a port number 1-65535, not {value}").format(
+            value=repr(port_value)))
     tls = r.choice(table, f"{key}.tls", ("implicit", "starttls", "plain"), default_tls)
     # --- IMAP STARTTLS: refused here while net/imap cannot do it -----------
     # net/imap speaks implicit TLS only; with --insecure a "starttls" endpoint
     # would silently log in in PLAINTEXT (issue 14, item 7). Remove this one
     # check when net/imap performs STARTTLS (RFC 3501 §6.2.1).
     if key.endswith(".imap") and tls == "starttls":
-        raise r.fail(f"{key}.tls", "IMAP with STARTTLS is not supported: use port 993 with "
-                     "tls = \"implicit\" (every provider flowtest knows offers it)")
+        raise r.fail(f"{key}.tls", _("IMAP with STARTTLS is not supported: use port 993 with "
+                                    "tls = \"implicit\" (every provider flowtest knows "
+                                    "offers it)"))
     # ----------------------------------------------------------------------
     address = r.optional_string(table, f"{key}.address")
     if address is not None:
         try:
             ipaddress.ip_address(address)
         except ValueError:
-            raise r.fail(f"{key}.address", f"must be an IP address, not {address!r}") from None
+            raise r.fail(f"{key}.address", _("must be an IP address, not {value}").format(
+                value=repr(address))) from None
     return Endpoint(host=host, port=port_value, tls=tls, address=address)  # type: ignore[arg-type]
 
 
@@ -175,14 +184,15 @@ def _account(r: _Reader, data: Mapping[str, Any], key: str, password_key: str,
     provider = r.string(table, f"{key}.provider", "gmail" if key == "gmail" else "custom")
     profile = providers.get(provider)
     if profile is None and provider != "custom":
-        raise r.fail(f"{key}.provider", f"unknown provider {provider!r}; known: custom, "
-                     f"{', '.join(providers.PROVIDERS)}")
+        raise r.fail(f"{key}.provider", _("unknown provider {name}; known: {known}").format(
+            name=repr(provider), known=", ".join(["custom", *providers.PROVIDERS])))
     address = r.string(table, f"{key}.address")
     if not check_address(address):
-        raise r.fail(f"{key}.address", f"{address!r} is not a mail address")
+        raise r.fail(f"{key}.address", _("{address} is not a mail address").format(
+            address=repr(address)))
     if password_key not in table:
-        raise r.fail(f"{key}.{password_key}", "missing (give it as env:NAME, file:PATH or "
-                     "keyring:SERVICE/USER)")
+        raise r.fail(f"{key}.{password_key}", _("missing (give it as env:NAME, file:PATH or "
+                                                "keyring:SERVICE/USER)"))
     return Account(
         address=address,
         username=r.string(table, f"{key}.username", address),
@@ -211,29 +221,32 @@ def _authserv_id(r: _Reader, table: Mapping[str, Any], key: str) -> str | None:
     # compares it with the first token of Authentication-Results.
     value = r.optional_string(table, key)
     if value is not None and not check_domain(value.rstrip(".")):
-        raise r.fail(key, f"{value!r} is not a host name like \"mx.google.com\"")
+        raise r.fail(key, _("{value} is not a host name like \"mx.google.com\"").format(
+            value=repr(value)))
     return value
 
 
 def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
     if not isinstance(value, str):
-        raise r.fail(key, f"must be a string like '1.1.1.1' or '127.0.0.2:5353', not "
-                     f"{_kind(value)}")
+        raise r.fail(key, _("must be a string like '1.1.1.1' or '127.0.0.2:5353', not "
+                            "{kind}").format(kind=_kind(value)))
     host, port = value, 53
     if value.count(":") == 1:
-        host, _, port_text = value.partition(":")
+        host, _colon, port_text = value.partition(":")
         if not port_text.isdigit():
-            raise r.fail(key, f"bad port in {value!r}")
+            raise r.fail(key, _("bad port in {value}").format(value=repr(value)))
         port = int(port_text)
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise r.fail(key, f"{host!r} is not an IP address") from None
+        raise r.fail(key, _("{host} is not an IP address").format(host=repr(host))) from None
     return host, port
 
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
-            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits"}
+            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits", "lang"}
+# The languages a config may ask for (flowtest.i18n.LANGUAGES; --lang wins over it).
+LANGS = ("en", "zh")
 
 
 def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
@@ -242,29 +255,31 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
     r.unknown(data, "", TOP_KEYS)
     domain = r.string(data, "domain").lower().rstrip(".")
     if not check_domain(domain):
-        raise r.fail("domain", f"{domain!r} is not a domain name")
+        raise r.fail("domain", _("{domain} is not a domain name").format(domain=repr(domain)))
 
     raw_aliases = data.get("aliases")
     if not isinstance(raw_aliases, list) or not raw_aliases:
-        raise r.fail("aliases", "must be a non-empty list of names or addresses at the domain")
+        raise r.fail("aliases", _("must be a non-empty list of names or addresses at the domain"))
     if len(raw_aliases) > MAX_ALIASES:
-        raise r.fail("aliases", f"{len(raw_aliases)} aliases; Cloudflare Email Routing allows "
-                     f"at most {MAX_ALIASES} rules per domain")
+        raise r.fail("aliases", _("{count} aliases; Cloudflare Email Routing allows at most "
+                                  "{limit} rules per domain").format(count=len(raw_aliases),
+                                                                    limit=MAX_ALIASES))
     aliases: list[Alias] = []
     for i, item in enumerate(raw_aliases):
         key = f"aliases[{i}]"
         if not isinstance(item, str) or not item.strip():
-            raise r.fail(key, f"must be a string, not {_kind(item)}")
+            raise r.fail(key, _("must be a string, not {kind}").format(kind=_kind(item)))
         address = item.strip().lower()
         if "@" not in address:
             address = f"{address}@{domain}"
         if not check_address(address):
-            raise r.fail(key, f"{item!r} is not a mail address")
+            raise r.fail(key, _("{address} is not a mail address").format(address=repr(item)))
         if address.partition("@")[2] != domain:
-            raise r.fail(key, f"{address} is not at {domain}: Cloudflare routes only the "
-                         "domain's own addresses")
+            raise r.fail(key, _("{address} is not at {domain}: Cloudflare routes only the "
+                                "domain's own addresses").format(address=address,
+                                                                 domain=domain))
         if any(a.address == address for a in aliases):
-            raise r.fail(key, f"{address} is listed twice")
+            raise r.fail(key, _("{address} is listed twice").format(address=address))
         aliases.append(Alias(address))
 
     gmail = _account(r, data, "gmail", "app_password", (587, "starttls"))
@@ -274,7 +289,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
     r.unknown(dns_t, "dns", {"nameservers", "timeout_s"})
     raw_ns = dns_t.get("nameservers", [])
     if not isinstance(raw_ns, list):
-        raise r.fail("dns.nameservers", "must be a list of addresses (empty for the system's)")
+        raise r.fail("dns.nameservers", _("must be a list of addresses (empty for the system's)"))
     dns = DnsSettings(
         nameservers=tuple(_nameserver(r, f"dns.nameservers[{i}]", v) for i, v in enumerate(raw_ns)),
         timeout_s=r.number(dns_t, "dns.timeout_s", 5.0),
@@ -288,7 +303,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         if file is not None and not ca_file.is_absolute():
             ca_file = file.parent / ca_file
         if not ca_file.is_file():
-            raise r.fail("tls.ca_file", f"{ca_file} does not exist")
+            raise r.fail("tls.ca_file", _("{path} does not exist").format(path=ca_file))
     tls = TlsSettings(ca_file=ca_file, insecure=r.boolean(tls_t, "tls.insecure", False))
 
     to_t = r.table(data, "timeouts", required=False)
@@ -305,28 +320,32 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         latency_fail_s=r.number(th_t, "thresholds.latency_fail_s", Thresholds.latency_fail_s),
     )
     if thresholds.latency_warn_s > thresholds.latency_fail_s:
-        raise r.fail("thresholds.latency_warn_s", "must not be above thresholds.latency_fail_s")
+        raise r.fail("thresholds.latency_warn_s",
+                     _("must not be above thresholds.latency_fail_s"))
 
     li_t = r.table(data, "limits", required=False)
     r.unknown(li_t, "limits", {"imap_connections", "send_interval_s", "daily_sends"})
     imap_connections = r.integer(li_t, "limits.imap_connections", Limits.imap_connections)
     if not 1 <= imap_connections <= 15:
-        raise r.fail("limits.imap_connections", f"must be 1 to 15 (Gmail allows about 15 per "
-                     f"account, shared with your phone and mail apps), not {imap_connections}")
+        raise r.fail("limits.imap_connections", _(
+            "must be 1 to 15 (Gmail allows about 15 per account, shared with your phone and "
+            "mail apps), not {value}").format(value=imap_connections))
     daily_sends = r.integer(li_t, "limits.daily_sends", -1) if "daily_sends" in li_t else None
     if daily_sends is not None and not 0 <= daily_sends <= 2000:
-        raise r.fail("limits.daily_sends", "must be 0 (no limit) to 2000 (Google Workspace's "
-                     f"daily limit), not {daily_sends}")
+        raise r.fail("limits.daily_sends", _(
+            "must be 0 (no limit) to 2000 (Google Workspace's daily limit), not "
+            "{value}").format(value=daily_sends))
     interval = r.number(li_t, "limits.send_interval_s", 0.0, minimum=float("-inf"))
     if not 0 <= interval <= 600:
-        raise r.fail("limits.send_interval_s", f"must be 0 to 600 seconds, not {interval:g}")
+        raise r.fail("limits.send_interval_s", _("must be 0 to 600 seconds, not {value}").format(
+            value=f"{interval:g}"))
     limits = Limits(imap_connections=imap_connections, send_interval_s=interval,
                     daily_sends=daily_sends)
 
     raw_selectors = data.get("dkim_selectors", [])
     if not isinstance(raw_selectors, list) or not all(
             isinstance(s, str) and re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in raw_selectors):
-        raise r.fail("dkim_selectors", "must be a list of selector names like \"s1\"")
+        raise r.fail("dkim_selectors", _("must be a list of selector names like \"s1\""))
 
     return Config(
         domain=domain,
@@ -342,6 +361,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         thresholds=thresholds,
         limits=limits,
         cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
+        lang=r.choice(data, "lang", LANGS, "en") if "lang" in data else None,
         path=file,
     )
 
@@ -352,14 +372,15 @@ def load(path: Path | str) -> Config:
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("no such file (write one with `flowtest init`)", file=file) from None
+        raise ConfigError(_("no such file (write one with `flowtest init`)"), file=file) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=file) from None
+        raise ConfigError(_("cannot read: {reason}").format(reason=exc.strerror),
+                          file=file) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", file=file) from None
+        raise ConfigError(_("not UTF-8 text"), file=file) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+        raise ConfigError(_("not valid TOML: {reason}").format(reason=exc), file=file) from None
     return parse(data, file=file)
 

@@ -140,6 +140,7 @@ class Config:
     dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
     require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
     path: Path | None = None
+    lang: str | None = None                # "en" or "zh"; None: --lang or the locale decides
 
 
 def plaintext_endpoints(config: Config) -> list[str]:

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from flowtest.config import Config
 from flowtest.doctor import spf as spf_rules
 from flowtest.doctor.findings import Finding
+from flowtest.i18n import N_, ngettext
+from flowtest.i18n import gettext as _
 from flowtest.mail.dmarc import is_dmarc, parse_record
 from flowtest.net.dns import Answer, DnsClient
 
@@ -21,86 +23,95 @@ CF_SPF_INCLUDE = "_spf.mx.cloudflare.net"
 CF_DKIM_SELECTOR = "cf2024-1"
 # Providers whose MX records are often left behind (FACTS.md, the setup notes).
 FOREIGN_MX = {
-    "icloud.com": "iCloud Mail (custom domain)", "google.com": "Google Workspace",
+    "icloud.com": N_("iCloud Mail (custom domain)"), "google.com": "Google Workspace",
     "googlemail.com": "Google Workspace", "outlook.com": "Microsoft 365",
-    "zoho.com": "Zoho Mail", "registrar-servers.com": "Namecheap's email forwarding",
+    "zoho.com": "Zoho Mail", "registrar-servers.com": N_("Namecheap's email forwarding"),
     "improvmx.com": "ImprovMX", "forwardemail.net": "Forward Email",
-    "mailgun.org": "Mailgun", "secureserver.net": "GoDaddy email",
+    "mailgun.org": "Mailgun", "secureserver.net": N_("GoDaddy email"),
 }
 
 
 def _fail(answer: Answer, what: str) -> Finding:
     return Finding("DNS_LOOKUP_FAILED", "error",
-                   f"The {answer.rdtype} lookup of {answer.name} failed ({answer.status}), so "
-                   f"{what} could not be checked. This is not an all-clear.",
-                   "Check the resolver in [dns] nameservers, or try again later.")
+                   _("The {rdtype} lookup of {name} failed ({status}), so {what} could not be "
+                     "checked. This is not an all-clear.").format(
+                       rdtype=answer.rdtype, name=answer.name, status=answer.status, what=what),
+                   _("Check the resolver in [dns] nameservers, or try again later."))
 
 
 async def check_domain(dns: DnsClient, domain: str) -> list[Finding]:
     soa = await dns.query(domain, "SOA")
     if soa.failed:
-        return [_fail(soa, "the domain")]
+        return [_fail(soa, _("the domain"))]
     if soa.status == "nxdomain":
         return [Finding("DOMAIN_NOT_FOUND", "error",
-                        f"{domain} does not exist in DNS (NXDOMAIN): no mail can reach it.",
-                        "Check the spelling, that the registration is active, and that the "
-                        "registrar's name servers are Cloudflare's.")]
+                        _("{domain} does not exist in DNS (NXDOMAIN): no mail can reach it."
+                          ).format(domain=domain),
+                        _("Check the spelling, that the registration is active, and that the "
+                          "registrar's name servers are Cloudflare's."))]
     return []
 
 
 async def check_ns(dns: DnsClient, domain: str) -> list[Finding]:
     ns = await dns.query(domain, "NS")
     if ns.failed:
-        return [_fail(ns, "the name servers")]
+        return [_fail(ns, _("the name servers"))]
     hosts = sorted(ns.records)
     if not hosts:
-        return [Finding("NS_MISSING", "error", f"{domain} has no NS records.",
-                        "Set the two name servers Cloudflare shows at your registrar.")]
+        return [Finding("NS_MISSING", "error",
+                        _("{domain} has no NS records.").format(domain=domain),
+                        _("Set the two name servers Cloudflare shows at your registrar."))]
     foreign = [h for h in hosts if not h.endswith(".ns.cloudflare.com")]
     if foreign:
         return [Finding("NS_NOT_CLOUDFLARE", "error",
-                        f"{domain} is served by {', '.join(foreign)}, not by Cloudflare: the "
-                        "records you set up in Cloudflare (MX, SPF, DKIM) are not the ones the "
-                        "world sees.",
-                        "At your registrar, replace the name servers with the two "
-                        "*.ns.cloudflare.com names Cloudflare assigned to the domain.")]
-    return [Finding("NS_OK", "info", f"Delegated to Cloudflare ({', '.join(hosts)}).")]
+                        _("{domain} is served by {servers}, not by Cloudflare: the records you "
+                          "set up in Cloudflare (MX, SPF, DKIM) are not the ones the world "
+                          "sees.").format(domain=domain, servers=", ".join(foreign)),
+                        _("At your registrar, replace the name servers with the two "
+                          "*.ns.cloudflare.com names Cloudflare assigned to the domain."))]
+    return [Finding("NS_OK", "info",
+                    _("Delegated to Cloudflare ({servers}).").format(servers=", ".join(hosts)))]
 
 
 async def check_mx(dns: DnsClient, domain: str) -> list[Finding]:
     mx = await dns.query(domain, "MX")
     if mx.failed:
-        return [_fail(mx, "the MX records")]
+        return [_fail(mx, _("the MX records"))]
     hosts = {r.split()[-1].rstrip(".") for r in mx.records}
     if not hosts:
         return [Finding("MX_MISSING", "error",
-                        f"{domain} has no MX records: senders cannot find where to deliver, "
-                        "so mail to every alias bounces or is lost.",
-                        "Enable Email Routing in Cloudflare (Email → Email Routing), which adds "
-                        "route1/2/3.mx.cloudflare.net.")]
+                        _("{domain} has no MX records: senders cannot find where to deliver, "
+                          "so mail to every alias bounces or is lost.").format(domain=domain),
+                        _("Enable Email Routing in Cloudflare (Email → Email Routing), which "
+                          "adds route1/2/3.mx.cloudflare.net."))]
     out: list[Finding] = []
     foreign = sorted(hosts - CF_MX - CF_LEGACY_MX)
     for host in foreign:
-        provider = next((name for suffix, name in FOREIGN_MX.items()
-                         if host == suffix or host.endswith("." + suffix)), "another provider")
+        provider = next((_(name) for suffix, name in FOREIGN_MX.items()
+                         if host == suffix or host.endswith("." + suffix)),
+                        _("another provider"))
         out.append(Finding(
             "MX_FOREIGN", "error",
-            f"MX {host} belongs to {provider}, not Cloudflare. Senders pick among all MX "
-            "records, so some or all mail goes there instead of being forwarded to Gmail.",
-            f"Delete the MX record for {host}; keep only Cloudflare's route1/2/3."))
+            _("MX {host} belongs to {provider}, not Cloudflare. Senders pick among all MX "
+              "records, so some or all mail goes there instead of being forwarded to Gmail."
+              ).format(host=host, provider=provider),
+            _("Delete the MX record for {host}; keep only Cloudflare's route1/2/3.").format(
+                host=host)))
     if hosts & CF_LEGACY_MX:
         out.append(Finding("MX_LEGACY", "info",
-                           "The MX records use Cloudflare's older names (amir, linda, isaac). "
-                           "They still work.",
-                           "Optional: re-enable Email Routing to get route1/2/3."))
+                           _("The MX records use Cloudflare's older names (amir, linda, "
+                             "isaac). They still work."),
+                           _("Optional: re-enable Email Routing to get route1/2/3.")))
     elif hosts & CF_MX and not hosts >= CF_MX:
         missing = ", ".join(sorted(CF_MX - hosts))
         out.append(Finding("MX_INCOMPLETE", "warning",
-                           f"Not all of Cloudflare's MX hosts are published (missing: {missing})"
-                           ": less redundancy if one is down.",
-                           "Add the missing route*.mx.cloudflare.net records (any priority)."))
+                           _("Not all of Cloudflare's MX hosts are published (missing: "
+                             "{missing}): less redundancy if one is down.").format(
+                               missing=missing),
+                           _("Add the missing route*.mx.cloudflare.net records (any "
+                             "priority).")))
     if not foreign and not out:
-        out.append(Finding("MX_OK", "info", "MX points only at Cloudflare Email Routing."))
+        out.append(Finding("MX_OK", "info", _("MX points only at Cloudflare Email Routing.")))
     return out
 
 
@@ -111,70 +122,82 @@ async def check_spf(dns: DnsClient, domain: str) -> list[Finding]:
     records = spf_rules.spf_records(txt)
     if not records:
         return [Finding("SPF_MISSING", "error",
-                        f"{domain} has no SPF record. Cloudflare forwards with an envelope at "
-                        "your domain, so receivers cannot verify its forwarding servers.",
-                        f'Add TXT "v=spf1 include:{CF_SPF_INCLUDE} ~all" at {domain}.')]
+                        _("{domain} has no SPF record. Cloudflare forwards with an envelope at "
+                          "your domain, so receivers cannot verify its forwarding servers."
+                          ).format(domain=domain),
+                        _('Add TXT "{record}" at {domain}.').format(
+                            record=f"v=spf1 include:{CF_SPF_INCLUDE} ~all", domain=domain))]
     if len(records) > 1:
         return [Finding("SPF_MULTIPLE", "error",
-                        f"{domain} publishes {len(records)} SPF records. RFC 7208 makes that a "
-                        "permerror: every receiver's SPF check fails for your domain.",
-                        "Merge them into one v=spf1 record (one include per sender, one 'all' "
-                        "at the end) and delete the others.")]
+                        _("{domain} publishes {count} SPF records. RFC 7208 makes that a "
+                          "permerror: every receiver's SPF check fails for your domain."
+                          ).format(domain=domain, count=len(records)),
+                        _("Merge them into one v=spf1 record (one include per sender, one "
+                          "'all' at the end) and delete the others."))]
     record = records[0]
     out: list[Finding] = []
     parsed = spf_rules.terms(record)
     names = [(name, value.lower()) for _, name, value in parsed]
     if ("include", CF_SPF_INCLUDE) not in names:
         out.append(Finding("SPF_NO_CLOUDFLARE", "error",
-                           f"The SPF record does not include {CF_SPF_INCLUDE}: forwarded mail "
-                           "leaves Cloudflare with an envelope at your domain that SPF does "
-                           "not authorize.",
-                           f"Add include:{CF_SPF_INCLUDE} to the record: {record}"))
+                           _("The SPF record does not include {include}: forwarded mail "
+                             "leaves Cloudflare with an envelope at your domain that SPF does "
+                             "not authorize.").format(include=CF_SPF_INCLUDE),
+                           _("Add include:{include} to the record: {record}").format(
+                               include=CF_SPF_INCLUDE, record=record)))
     walk = await spf_rules.walk(dns.query, domain, record)
     chain = "; ".join(line.strip() for line in walk.chain)
     if walk.failed:
         out.append(Finding("SPF_LOOKUP_FAILED", "error",
-                           "A DNS lookup inside the SPF record failed, so its lookup count is "
-                           "unknown. This is not an all-clear.", "Run the doctor again later."))
+                           _("A DNS lookup inside the SPF record failed, so its lookup count "
+                             "is unknown. This is not an all-clear."),
+                           _("Run the doctor again later.")))
     if walk.lookups > spf_rules.LOOKUP_LIMIT:
         out.append(Finding("SPF_TOO_MANY_LOOKUPS", "error",
-                           f"The SPF record needs {walk.lookups} DNS lookups; RFC 7208 allows "
-                           f"{spf_rules.LOOKUP_LIMIT}, so receivers answer permerror. Chain: "
-                           f"{chain}",
-                           "Remove includes you no longer send through, or replace them with "
-                           "ip4:/ip6: ranges."))
+                           _("The SPF record needs {count} DNS lookups; RFC 7208 allows "
+                             "{limit}, so receivers answer permerror. Chain: {chain}").format(
+                               count=walk.lookups, limit=spf_rules.LOOKUP_LIMIT, chain=chain),
+                           _("Remove includes you no longer send through, or replace them "
+                             "with ip4:/ip6: ranges.")))
     if walk.voids > spf_rules.VOID_LIMIT:
         out.append(Finding("SPF_TOO_MANY_VOID_LOOKUPS", "error",
-                           f"{walk.voids} lookups in the SPF record find nothing; more than "
-                           f"{spf_rules.VOID_LIMIT} is a permerror (RFC 7208 §4.6.4).",
-                           "Remove the includes and a/mx terms that point at missing names."))
+                           _("{count} lookups in the SPF record find nothing; more than "
+                             "{limit} is a permerror (RFC 7208 §4.6.4).").format(
+                               count=walk.voids, limit=spf_rules.VOID_LIMIT),
+                           _("Remove the includes and a/mx terms that point at missing "
+                             "names.")))
     for problem in walk.problems:
-        out.append(Finding("SPF_BROKEN_TERM", "warning", f"In the SPF record: {problem}.",
-                           "Fix or remove that term."))
+        out.append(Finding("SPF_BROKEN_TERM", "warning",
+                           _("In the SPF record: {problem}.").format(problem=problem),
+                           _("Fix or remove that term.")))
     alls = [q for q, name, _ in parsed if name == "all"]
     redirect = any(name == "redirect" for _, name, _ in parsed)
     if alls and alls[-1] in ("+", "?"):
-        word = "+all (anyone may send as you)" if alls[-1] == "+" else "?all (no opinion)"
+        word = (_("+all (anyone may send as you)") if alls[-1] == "+"
+                else _("?all (no opinion)"))
         out.append(Finding("SPF_ALL_LOOSE", "warning",
-                           f"The SPF record ends in {word}: it protects nothing.",
-                           "End it with ~all (or -all)."))
+                           _("The SPF record ends in {term}: it protects nothing.").format(
+                               term=word),
+                           _("End it with ~all (or -all).")))
     elif not alls and not redirect:
         out.append(Finding("SPF_NO_ALL", "warning",
-                           "The SPF record has no 'all' term, so anything not listed is "
-                           "'neutral': spoofed mail is not flagged.", "End the record with ~all."))
+                           _("The SPF record has no 'all' term, so anything not listed is "
+                             "'neutral': spoofed mail is not flagged."),
+                           _("End the record with ~all.")))
     if ("include", "_spf.google.com") in names:
         out.append(Finding("SPF_GOOGLE_INCLUDE", "info",
-                           "include:_spf.google.com lets Google's servers pass SPF for your "
-                           "domain, but Gmail 'Send mail as' uses your gmail.com address as "
-                           "the envelope sender, so SPF is checked for gmail.com: this include "
-                           "does not make send-as mail align or pass DMARC for your domain. It "
-                           "costs lookups toward the limit of 10.",
-                           "Keep it only if you use Google Workspace; DMARC for send-as needs "
-                           "a relay that signs DKIM for your domain."))
+                           _("include:_spf.google.com lets Google's servers pass SPF for your "
+                             "domain, but Gmail 'Send mail as' uses your gmail.com address as "
+                             "the envelope sender, so SPF is checked for gmail.com: this "
+                             "include does not make send-as mail align or pass DMARC for your "
+                             "domain. It costs lookups toward the limit of 10."),
+                           _("Keep it only if you use Google Workspace; DMARC for send-as "
+                             "needs a relay that signs DKIM for your domain.")))
     if not out:
-        out.append(Finding("SPF_OK", "info",
-                           f"One SPF record, {walk.lookups} lookup(s), includes Cloudflare: "
-                           f"{record}"))
+        out.append(Finding("SPF_OK", "info", ngettext(
+            "One SPF record, {count} lookup, includes Cloudflare: {record}",
+            "One SPF record, {count} lookups, includes Cloudflare: {record}",
+            walk.lookups).format(count=walk.lookups, record=record)))
     return out
 
 
@@ -184,33 +207,40 @@ async def check_dkim(dns: DnsClient, domain: str, selectors: tuple[str, ...]) ->
         name = f"{selector}._domainkey.{domain}"
         answer = await dns.query(name, "TXT")
         if answer.failed:
-            out.append(_fail(answer, f"DKIM selector {selector}"))
+            out.append(_fail(answer, _("DKIM selector {selector}").format(selector=selector)))
             continue
         records = [r for r in answer.records if "p=" in r]
         if not records:
-            why = (" Cloudflare signs forwarded mail with it; without it the signature for your "
-                   "domain fails at Gmail." if selector == CF_DKIM_SELECTOR else "")
-            out.append(Finding("DKIM_MISSING", "error",
-                               f"No DKIM key at {name}.{why}",
-                               "In Cloudflare → Email → Email Routing → Settings, re-add the "
-                               "DKIM record it shows." if selector == CF_DKIM_SELECTOR else
-                               f"Publish the key for selector {selector}."))
+            if selector == CF_DKIM_SELECTOR:
+                out.append(Finding("DKIM_MISSING", "error",
+                                   _("No DKIM key at {name}. Cloudflare signs forwarded mail "
+                                     "with it; without it the signature for your domain fails "
+                                     "at Gmail.").format(name=name),
+                                   _("In Cloudflare → Email → Email Routing → Settings, re-add "
+                                     "the DKIM record it shows.")))
+            else:
+                out.append(Finding("DKIM_MISSING", "error",
+                                   _("No DKIM key at {name}.").format(name=name),
+                                   _("Publish the key for selector {selector}.").format(
+                                       selector=selector)))
             continue
         tags = dict(re.findall(r"(\w+)\s*=\s*([^;]*)", records[0]))
         key = re.sub(r"\s+", "", tags.get("p", ""))
         if not key:
-            out.append(Finding("DKIM_REVOKED", "error", f"The key at {name} is empty (revoked).",
-                               "Publish the current key."))
+            out.append(Finding("DKIM_REVOKED", "error",
+                               _("The key at {name} is empty (revoked).").format(name=name),
+                               _("Publish the current key.")))
             continue
         try:
             load_der_public_key(base64.b64decode(key, validate=True))
         except (binascii.Error, ValueError, TypeError):
             out.append(Finding("DKIM_BAD_KEY", "error",
-                               f"The key at {name} is not a valid public key (a copy-paste "
-                               "error?): every signature with it fails.",
-                               "Copy the record again from Cloudflare, in one piece."))
+                               _("The key at {name} is not a valid public key (a copy-paste "
+                                 "error?): every signature with it fails.").format(name=name),
+                               _("Copy the record again from Cloudflare, in one piece.")))
             continue
-        out.append(Finding("DKIM_OK", "info", f"DKIM key {selector} is published and valid."))
+        out.append(Finding("DKIM_OK", "info", _("DKIM key {selector} is published and valid."
+                                                ).format(selector=selector)))
     return out
 
 
@@ -218,20 +248,23 @@ def _forecast(policy: str) -> Finding:
     # FACTS.md: Gmail send-as never aligns with the alias domain. Gmail signs
     # it for gmail.com or not at all (both forms are seen); the doctor sees no
     # message, so it names both.
-    base = ("Mail you send as the alias through Gmail is signed for gmail.com, or not at all, "
-            "and its envelope is your gmail.com address, so it never aligns with your domain "
-            "and DMARC fails. ")
-    fix = ("Keep p=none, or send through an SMTP server that signs DKIM with d=<your domain> "
-           "(Cloudflare Email Sending or a mail relay).")
+    fix = _("Keep p=none, or send through an SMTP server that signs DKIM with d=<your "
+            "domain> (Cloudflare Email Sending or a mail relay).")
     if policy == "reject":
-        return Finding("DMARC_SENDAS_REFUSED", "error",
-                       base + "Under p=reject receivers refuse it (550 5.7.26).", fix)
+        return Finding("DMARC_SENDAS_REFUSED", "error", _(
+            "Mail you send as the alias through Gmail is signed for gmail.com, or not at all, "
+            "and its envelope is your gmail.com address, so it never aligns with your domain "
+            "and DMARC fails. Under p=reject receivers refuse it (550 5.7.26)."), fix)
     if policy == "quarantine":
-        return Finding("DMARC_SENDAS_SPAM", "warning",
-                       base + "Under p=quarantine it lands in recipients' spam folders.", fix)
-    return Finding("DMARC_SENDAS_NONE", "info",
-                   base + "Under p=none it is still delivered, perhaps shown 'via gmail.com'.",
-                   fix)
+        return Finding("DMARC_SENDAS_SPAM", "warning", _(
+            "Mail you send as the alias through Gmail is signed for gmail.com, or not at all, "
+            "and its envelope is your gmail.com address, so it never aligns with your domain "
+            "and DMARC fails. Under p=quarantine it lands in recipients' spam folders."), fix)
+    return Finding("DMARC_SENDAS_NONE", "info", _(
+        "Mail you send as the alias through Gmail is signed for gmail.com, or not at all, "
+        "and its envelope is your gmail.com address, so it never aligns with your domain "
+        "and DMARC fails. Under p=none it is still delivered, perhaps shown 'via gmail.com'."),
+        fix)
 
 
 async def check_dmarc(dns: DnsClient, domain: str) -> tuple[list[Finding], str | None]:
@@ -242,32 +275,38 @@ async def check_dmarc(dns: DnsClient, domain: str) -> tuple[list[Finding], str |
     records = [r for r in answer.records if is_dmarc(r)]
     if not records:
         return [Finding("DMARC_MISSING", "warning",
-                        f"No DMARC record at {name}. Large receivers expect one, and without it "
-                        "you get no reports of who sends as your domain.",
-                        f'Add TXT at {name}: "v=DMARC1; p=none; rua=mailto:you@{domain}".')], None
+                        _("No DMARC record at {name}. Large receivers expect one, and without "
+                          "it you get no reports of who sends as your domain.").format(
+                            name=name),
+                        _('Add TXT at {name}: "{record}".').format(
+                            name=name, record=f"v=DMARC1; p=none; rua=mailto:you@{domain}"))
+                ], None
     if len(records) > 1:
         return [Finding("DMARC_MULTIPLE", "error",
-                        f"{name} has {len(records)} DMARC records: receivers then ignore DMARC "
-                        "for the domain (RFC 7489 §6.6.3).", "Keep one and delete the others.")
-                ], None
+                        _("{name} has {count} DMARC records: receivers then ignore DMARC for "
+                          "the domain (RFC 7489 §6.6.3).").format(name=name, count=len(records)),
+                        _("Keep one and delete the others."))], None
     record = parse_record(records[0])
     policy = record.policy
     out: list[Finding] = []
     if not policy:
         out.append(Finding("DMARC_BAD_POLICY", "error",
-                           f"The DMARC record has no valid p= tag ({records[0]}): receivers "
-                           "treat it as invalid.", "Set p=none, p=quarantine or p=reject."))
+                           _("The DMARC record has no valid p= tag ({record}): receivers treat "
+                             "it as invalid.").format(record=records[0]),
+                           _("Set p=none, p=quarantine or p=reject.")))
         return out, None
     for uri in record.rua:
         if not re.fullmatch(r"mailto:[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}(!\d+[kmgt]?)?", uri):
             out.append(Finding("DMARC_BAD_RUA", "warning",
-                               f"rua={uri} is not a mailto: address; aggregate reports go "
-                               "nowhere.", "Use rua=mailto:someone@your-domain."))
+                               _("rua={uri} is not a mailto: address; aggregate reports go "
+                                 "nowhere.").format(uri=uri),
+                               _("Use rua=mailto:someone@your-domain.")))
     modes = [f"{k}=s" for k, mode in (("aspf", record.aspf), ("adkim", record.adkim))
              if mode == "s"]
-    out.append(Finding("DMARC_OK", "info",
-                       f"DMARC policy p={policy}" + (f", strict alignment ({', '.join(modes)})"
-                                                     if modes else ", relaxed alignment") + "."))
+    out.append(Finding("DMARC_OK", "info", (
+        _("DMARC policy p={policy}, strict alignment ({modes}).").format(
+            policy=policy, modes=", ".join(modes)) if modes else
+        _("DMARC policy p={policy}, relaxed alignment.").format(policy=policy))))
     out.append(_forecast(policy))
     return out, policy
 
@@ -278,7 +317,8 @@ async def check_extras(dns: DnsClient, domain: str) -> list[Finding]:
                              (f"_smtp._tls.{domain}", "TLS_RPT", "TLS-RPT")):
         answer = await dns.query(name, "TXT")
         if answer.status == "ok" and answer.records:
-            out.append(Finding(f"{code}_PRESENT", "info", f"{what} is published at {name}."))
+            out.append(Finding(f"{code}_PRESENT", "info", _("{what} is published at {name}."
+                                                            ).format(what=what, name=name)))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from flowtest.i18n import gettext as _
 from flowtest.net.dns import Answer
 
 LOOKUP_LIMIT = 10
@@ -54,10 +55,10 @@ async def walk(query: Query, domain: str, record: str, *, walk_: Walk | None = N
         w.lookups += 1
         target = value or domain
         w.chain.append(f"{indent}{domain}: {name}{':' + value if value else ''} "
-                       f"(lookup {w.lookups})")
+                       + _("(lookup {number})").format(number=w.lookups))
         if name in ("include", "redirect"):
             if target in seen or depth >= 10:
-                w.problems.append(f"{target} includes itself (a loop)")
+                w.problems.append(_("{domain} includes itself (a loop)").format(domain=target))
                 continue
             answer = await query(target, "TXT")
             if answer.failed:
@@ -66,10 +67,11 @@ async def walk(query: Query, domain: str, record: str, *, walk_: Walk | None = N
             found = spf_records(answer)
             if not found:
                 w.voids += answer.status in ("nxdomain", "nodata") or not answer.records
-                w.problems.append(f"{name}:{target} has no SPF record")
+                w.problems.append(_("{term} has no SPF record").format(term=f"{name}:{target}"))
                 continue
             if len(found) > 1:
-                w.problems.append(f"{target} has {len(found)} SPF records")
+                w.problems.append(_("{domain} has {count} SPF records").format(
+                    domain=target, count=len(found)))
             await walk(query, target, found[0], walk_=w, depth=depth + 1,
                        seen=seen | {domain})
         elif name in ("a", "mx"):

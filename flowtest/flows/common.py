@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from flowtest.config import Account, Alias, Config
 from flowtest.errors import AuthError, FlowtestError, ProbeTimeout, TLSError, TransportError
+from flowtest.i18n import gettext as _
 from flowtest.mail import bounce, probe
 from flowtest.model import Diagnosis, ProbeResult
 from flowtest.net.imap import Arrival, Watcher, trash
@@ -46,8 +47,8 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
     """The skeleton of both legs: watch the two mailboxes, send every probe
     through one session, judge each, clean up, always stop the watchers.
     Each watcher comes with whether its account logs in with an app password."""
-    progress("connect", "", f"watching {target[0].account.address} and "
-                            f"{reports[0].account.address}")
+    progress("connect", "", _("watching {mailbox} and {reports}").format(
+        mailbox=target[0].account.address, reports=reports[0].account.address))
     failure = await start_watchers(target[0], reports[0])
     if failure is not None:
         return [error_result(leg, a.address, p.token, str(failure), code=error_code(failure))
@@ -99,17 +100,18 @@ async def bounded_cleanup(config: Config, run_id: str,
 
 async def _finish_within(job: asyncio.Future[None], watchers: Sequence[tuple[Watcher, bool]],
                          progress: Progress) -> None:
-    done, _ = await asyncio.wait({job}, timeout=INTERRUPTED_CLEANUP_S)
+    done, _pending = await asyncio.wait({job}, timeout=INTERRUPTED_CLEANUP_S)
     if not done:
         job.cancel()
     failure = (await asyncio.gather(job, return_exceptions=True))[0]
     if failure is None:
         return
-    why = (f"gave up after {INTERRUPTED_CLEANUP_S:g} s" if not done
-           else f"failed: {redact(str(failure))}")
+    said = (_("gave up after {seconds} s; `flowtest cleanup` moves what is left").format(
+                seconds=f"{INTERRUPTED_CLEANUP_S:g}") if not done
+            else _("failed: {error}; `flowtest cleanup` moves what is left").format(
+                error=redact(str(failure))))
     for watcher, _app in watchers:
-        progress("cleanup-failed", watcher.account.address,
-                 f"{why}; `flowtest cleanup` moves what is left")
+        progress("cleanup-failed", watcher.account.address, said)
 
 
 async def start_watchers(*watchers: Watcher) -> FlowtestError | None:
@@ -193,7 +195,8 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
             break
         found = asyncio.ensure_future(target.wait(token, left))
         bounced = asyncio.ensure_future(reports.wait(token, left, nth=len(w.bounces) + 1))
-        done, _ = await asyncio.wait({found, bounced}, return_when=asyncio.FIRST_COMPLETED)
+        done, _pending = await asyncio.wait({found, bounced},
+                                            return_when=asyncio.FIRST_COMPLETED)
         for task in (found, bounced):
             if task not in done:
                 task.cancel()
@@ -203,7 +206,7 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
             break
         if bounced in done and bounced.exception() is None:
             parsed = bounce.parse(bounced.result().raw) or bounce.Bounce(
-                True, "", "an unreadable delivery report", "")
+                True, "", _("an unreadable delivery report"), "")
             w.bounces.append(parsed)
             progress("bounce" if parsed.final else "delayed", alias, parsed.diagnostic)
             if parsed.final:
@@ -213,7 +216,8 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
                         and not isinstance(t.exception(), ProbeTimeout)), None)
         if failure is not None:  # a watcher died (auth, TLS): report, do not hang
             watcher = target if found in done else reports
-            w.error = f"Watching {watcher.account.address} failed: {failure}"
+            w.error = _("Watching {mailbox} failed: {error}").format(
+                mailbox=watcher.account.address, error=failure)
             return w
         break  # timed out
     if w.arrival is not None:
@@ -254,7 +258,8 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
                                 timeouts=config.timeouts, app_password=app_password,
                                 sent_prefix=prefix, limit=config.limits.imap_connections,
                                 search_watched=watcher.died is not None)
-            progress("cleanup", watcher.account.address, f"{moved} moved to Trash")
+            progress("cleanup", watcher.account.address,
+                     _("{count} moved to Trash").format(count=moved))
         except FlowtestError as exc:
             log.warning("cleanup in %s failed: %s", watcher.account.address, redact(str(exc)))
             progress("cleanup-failed", watcher.account.address, redact(str(exc)))

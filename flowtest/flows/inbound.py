@@ -13,6 +13,7 @@ from flowtest.config import Alias, Config, receiver
 from flowtest.errors import FlowtestError
 from flowtest.flows.common import Options, Progress, error_code, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
+from flowtest.i18n import gettext as _
 from flowtest.mail import authresults, judge, probe, received
 from flowtest.mail.bounce import Bounce
 from flowtest.model import Diagnosis, ProbeResult
@@ -28,10 +29,10 @@ CLOUDFLARE_AUTHSERV_ID = authresults.CLOUDFLARE_AUTHSERV_ID
 
 def same_account_problem(config: Config) -> str | None:
     if config.probe.address.lower() == config.gmail.address.lower():
-        return (f"The probe account is the Gmail account ({config.gmail.address}). Gmail "
-                "silently drops a message it sent itself when it comes back through "
-                "forwarding, so every inbound probe would look lost. Use an account at "
-                "another provider as [probe].")
+        return _("The probe account is the Gmail account ({account}). Gmail silently drops a "
+                 "message it sent itself when it comes back through forwarding, so every "
+                 "inbound probe would look lost. Use an account at another provider as "
+                 "[probe].").format(account=config.gmail.address)
     return None
 
 
@@ -73,7 +74,8 @@ async def _await_probe(config: Config, alias: Alias, p: probe.Probe,
                        opts: Options, progress: Progress) -> ProbeResult:
     if isinstance(receipt, FlowtestError):
         return error_result("inbound", alias.address, p.token,
-                            f"The probe could not be sent: {receipt}", code=error_code(receipt))
+                            _("The probe could not be sent: {reply}").format(reply=receipt),
+                            code=error_code(receipt))
     w = await wait_for_probe(p.token, alias.address, target=gmail, reports=sender_box,
                              accepted_at=receipt.accepted_at, timeout=config.timeouts.delivery_s,
                              settle_s=opts.settle_s, progress=progress)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from flowtest import providers
 from flowtest.config import Account, Config
 from flowtest.errors import AuthError, FlowtestError, TLSError, TransportError
+from flowtest.i18n import gettext as _
 from flowtest.net.imap import ImapSession
 from flowtest.net.smtp import Submission
 from flowtest.secrets import redact
@@ -26,14 +27,14 @@ class EndpointCheck:
 def _hint(account: Account, exc: FlowtestError) -> str:
     profile = providers.get(account.provider)
     if isinstance(exc, AuthError):
-        return profile.login_hint if profile else "Check the username and the password."
+        return profile.login_hint if profile else _("Check the username and the password.")
     if isinstance(exc, TLSError):
-        return ("The server's certificate or TLS setup is not trusted: check the host name "
-                "and port (993 implicit TLS for IMAP; 587 STARTTLS or 465 implicit TLS for "
-                "SMTP). --insecure accepts it, loudly.")
+        return _("The server's certificate or TLS setup is not trusted: check the host name "
+                 "and port (993 implicit TLS for IMAP; 587 STARTTLS or 465 implicit TLS for "
+                 "SMTP). --insecure accepts it, loudly.")
     if isinstance(exc, TransportError) and "connect" in str(exc):
-        return ("Nothing answered: check the host and port, and that IMAP/SMTP access is "
-                "enabled in the provider's settings.")
+        return _("Nothing answered: check the host and port, and that IMAP/SMTP access is "
+                 "enabled in the provider's settings.")
     return ""
 
 
@@ -47,9 +48,10 @@ async def _smtp(role: str, account: Account, config: Config, app: bool) -> Endpo
                              _hint(account, exc))
     finally:
         await s.close()
-    tls = "TLS not verified (--insecure)" if config.tls.insecure else "TLS verified"
+    tls = _("TLS not verified (--insecure)") if config.tls.insecure else _("TLS verified")
     return EndpointCheck(role, str(account.smtp), True,
-                         f"{account.smtp.tls}, {tls}, login as {account.username} accepted")
+                         _("{mode}, {tls}, login as {user} accepted").format(
+                             mode=account.smtp.tls, tls=tls, user=account.username))
 
 
 async def _imap(role: str, account: Account, config: Config, app: bool) -> EndpointCheck:
@@ -65,19 +67,20 @@ async def _imap(role: str, account: Account, config: Config, app: bool) -> Endpo
         await session.close()
     if folders.junk is None:
         return EndpointCheck(role, str(account.imap), False,
-                             "logged in, but no Spam (\\Junk) folder was found",
-                             "flowtest would not see probes filed as spam.")
-    idle = "IDLE" if "IDLE" in session.capabilities else "no IDLE: polling"
+                             _("logged in, but no Spam (\\Junk) folder was found"),
+                             _("flowtest would not see probes filed as spam."))
+    idle = "IDLE" if "IDLE" in session.capabilities else _("no IDLE: polling")
     return EndpointCheck(role, str(account.imap), True,
-                         f"login as {account.username} accepted; will watch "
-                         f"{folders.inbox!r} and {folders.junk!r}; trash {folders.trash!r}; "
-                         f"{idle}")
+                         _("login as {user} accepted; will watch {inbox} and {junk}; trash "
+                           "{trash}; {idle}").format(
+                             user=account.username, inbox=repr(folders.inbox),
+                             junk=repr(folders.junk), trash=repr(folders.trash), idle=idle))
 
 
 async def check(config: Config) -> list[EndpointCheck]:
     return list(await asyncio.gather(
-        _smtp("probe account SMTP", config.probe, config, False),
-        _smtp("Gmail SMTP (send-as)", config.gmail, config, True),
+        _smtp(_("probe account SMTP"), config.probe, config, False),
+        _smtp(_("Gmail SMTP (send-as)"), config.gmail, config, True),
         _imap("Gmail IMAP", config.gmail, config, True),
-        _imap("probe account IMAP", config.probe, config, False),
+        _imap(_("probe account IMAP"), config.probe, config, False),
     ))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from flowtest.config import Account, Config
 from flowtest.errors import FlowtestError, TransportError
+from flowtest.i18n import gettext as _
 from flowtest.mail import bounce, probe
 from flowtest.net.imap import ImapSession, move, open_session
 from flowtest.secrets import redact
@@ -78,7 +79,8 @@ async def _sweep(session: ImapSession, is_stale: Callable[[str], bool], *,
     stale probes only, moved to \\Trash by UID."""
     folders = await session.folders()
     if folders.trash is None and not dry_run:
-        raise TransportError("no \\Trash folder found; nothing was moved", endpoint=session.name)
+        raise TransportError(_("no \\Trash folder found; nothing was moved"),
+                             endpoint=session.name)
     out: list[Swept] = []
     for folder in (folders.inbox, folders.junk, folders.sent):
         if folder is None:
@@ -88,7 +90,8 @@ async def _sweep(session: ImapSession, is_stale: Callable[[str], bool], *,
                   (await session.tokens_in_folder(probe.TOKEN_PREFIX)).items() if is_stale(token)}
         reports: dict[int, tuple[str, ...]] = {}
         if folder != folders.sent:
-            for uid, (raw, _) in (await session.fetch_raw(await session.report_uids())).items():
+            fetched = await session.fetch_raw(await session.report_uids())
+            for uid, (raw, _flags) in fetched.items():
                 tokens = bounce.probe_tokens(raw)
                 if tokens and all(is_stale(t) for t in tokens):
                     reports[uid] = tuple(sorted(tokens))

@@ -14,6 +14,8 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
+from flowtest.i18n import N_, ngettext
+from flowtest.i18n import gettext as _
 from flowtest.mail import authresults, received, receivers
 from flowtest.mail.orgdomain import org_domain
 from flowtest.mail.text import inert
@@ -122,8 +124,8 @@ def choose(raw: bytes, *, provider: str | None = None,
     if provider is not None:
         rule = receivers.profile(provider)
         if rule is None:
-            raise ValueError(f"unknown provider {provider!r}; known: "
-                             + ", ".join(sorted(receivers.PROFILES)))
+            raise ValueError(_("unknown provider {name}; known: {known}").format(
+                name=repr(provider), known=", ".join(sorted(receivers.PROFILES))))
         return Choice(rule.name, "provider", True, rule), said
     if authserv_id:
         rule = _profile_for_id(authserv_id) or _ad_hoc(authserv_id)
@@ -145,8 +147,8 @@ def choose(raw: bytes, *, provider: str | None = None,
         if own:
             rule = _ad_hoc(own[0], by)
             return Choice(own[0], "hops", True, rule), said
-        said.append(Finding("RECEIVER_NO_AR", f"The final receiver, {by}, wrote no "
-                                              "Authentication-Results."))
+        said.append(Finding("RECEIVER_NO_AR", _(
+            "The final receiver, {host}, wrote no Authentication-Results.").format(host=by)))
         named = [i for i in ids if i]
         if not named:
             return None, said
@@ -190,56 +192,65 @@ def _gmail_findings(headers: list[tuple[str, str]]) -> list[Finding]:
     from_domain = from_addr.rpartition("@")[2]
     signed = [d for d in _dkim_domains(headers) if d in ("gmail.com", "googlemail.com")]
     if signed:
-        tail = "" if from_domain in signed else f", which does not align with {from_domain or '?'}"
-        out.append(Finding("GMAIL_SIGNED", f"Gmail signed for {signed[0]}{tail}."))
+        if from_domain in signed:
+            said = _("Gmail signed for {domain}.").format(domain=signed[0])
+        else:
+            said = _("Gmail signed for {domain}, which does not align with {from_domain}."
+                     ).format(domain=signed[0], from_domain=from_domain or "?")
+        out.append(Finding("GMAIL_SIGNED", said))
     else:
-        out.append(Finding("GMAIL_UNSIGNED",
-                           "Gmail did not sign this message: there is no DKIM-Signature for "
-                           "gmail.com, only Gmail's internal X-Google-DKIM-Signature (d=1e100.net),"
-                           " which no receiver checks."))
+        out.append(Finding("GMAIL_UNSIGNED", _(
+            "Gmail did not sign this message: there is no DKIM-Signature for gmail.com, only "
+            "Gmail's internal X-Google-DKIM-Signature (d=1e100.net), which no receiver "
+            "checks.")))
     original = _first(headers, "x-google-original-from")
     if original:
-        out.append(Finding("FROM_REWRITTEN",
-                           f"Gmail rewrote From to the account's default sending identity "
-                           f"({from_addr or '?'}, which may be another alias); the original "
-                           f"From was {original}: it is not a verified Send-mail-as address."))
+        out.append(Finding("FROM_REWRITTEN", _(
+            "Gmail rewrote From to the account's default sending identity ({address}, which "
+            "may be another alias); the original From was {original}: it is not a verified "
+            "Send-mail-as address.").format(address=from_addr or "?", original=original)))
     sender = [a for _, a in getaddresses([_first(headers, "sender")]) if "@" in a]
     if sender and sender[0].lower() != from_addr:
-        out.append(Finding("SENDER_ADDED", f"Gmail added Sender: {sender[0]}, the account "
-                                           "that sent it."))
+        out.append(Finding("SENDER_ADDED", _(
+            "Gmail added Sender: {sender}, the account that sent it.").format(sender=sender[0])))
     return out
 
 
 def _auth_findings(who: str, auth: AuthVerdict) -> list[Finding]:
     said: list[Finding] = []
     aligned = [m for m, r in (("SPF", auth.spf), ("DKIM", auth.dkim)) if r.aligned]
-    said.append(Finding("AUTH_RESULTS",
-                        f"{who} says: SPF {auth.spf.result} ({auth.spf.domain or '?'}), DKIM "
-                        f"{auth.dkim.result} ({auth.dkim.domain or '?'}), DMARC "
-                        f"{auth.dmarc.result} for {auth.header_from or '?'}, ARC "
-                        f"{auth.arc.result}; aligned: {', '.join(aligned) or 'neither'}."))
+    said.append(Finding("AUTH_RESULTS", _(
+        "{who} says: SPF {spf} ({spf_domain}), DKIM {dkim} ({dkim_domain}), DMARC {dmarc} "
+        "for {from_domain}, ARC {arc}; aligned: {aligned}.").format(
+            who=who, spf=auth.spf.result, spf_domain=auth.spf.domain or "?",
+            dkim=auth.dkim.result, dkim_domain=auth.dkim.domain or "?",
+            dmarc=auth.dmarc.result, from_domain=auth.header_from or "?", arc=auth.arc.result,
+            aligned=", ".join(aligned) or _("neither"))))
     consequence = auth.dmarc_consequence
     word = "dis=" if auth.dmarc_disposition else "action="
+    action = f"{word}{auth.dmarc_disposition or auth.dmarc_action}"
     if auth.dmarc.result != "pass" and consequence == "quarantine":
-        said.append(Finding("DMARC_QUARANTINED",
-                            f"The receiver applied the sender's quarantine policy ({word}"
-                            f"{auth.dmarc_disposition or auth.dmarc_action}): it went to spam."))
+        said.append(Finding("DMARC_QUARANTINED", _(
+            "The receiver applied the sender's quarantine policy ({action}): it went to spam."
+        ).format(action=action)))
     elif auth.dmarc.result != "pass" and consequence == "reject":
-        said.append(Finding("DMARC_REJECTED",
-                            f"The receiver says it applied the sender's reject policy ({word}"
-                            f"{auth.dmarc_disposition or auth.dmarc_action})."))
+        said.append(Finding("DMARC_REJECTED", _(
+            "The receiver says it applied the sender's reject policy ({action})."
+        ).format(action=action)))
     if auth.dmarc.result == "fail" and auth.arc.result == "pass":
-        said.append(Finding("ARC_VOUCHED",
-                            "DMARC failed but a trusted ARC chain vouched for it, so the receiver "
-                            "may still have delivered it to the inbox."))
+        said.append(Finding("ARC_VOUCHED", _(
+            "DMARC failed but a trusted ARC chain vouched for it, so the receiver may still "
+            "have delivered it to the inbox.")))
     if auth.implied_folder == "junk":
-        said.append(Finding("RECEIVER_JUNK",
-                            "Microsoft's spam filter marked it for Junk (SCL 5 or more, SFV:SPM or "
-                            "dest:J), whatever the authentication results say."))
+        said.append(Finding("RECEIVER_JUNK", _(
+            "Microsoft's spam filter marked it for Junk (SCL 5 or more, SFV:SPM or dest:J), "
+            "whatever the authentication results say.")))
     if auth.ignored:
-        said.append(Finding("AR_IGNORED", f"{auth.ignored} other header(s) claiming to be {who} "
-                                          "were ignored: they sit where a sender could have "
-                                          "written them."))
+        said.append(Finding("AR_IGNORED", ngettext(
+            "{count} other header claiming to be {who} was ignored: it sits where a sender "
+            "could have written it.",
+            "{count} other headers claiming to be {who} were ignored: they sit where a sender "
+            "could have written them.", auth.ignored).format(count=auth.ignored, who=who)))
     return said
 
 
@@ -248,20 +259,30 @@ def _hop_findings(ch: received.Chain, hops: tuple[Hop, ...], anchored: bool,
     said: list[Finding] = []
     skewed = [h for h in hops if h.clock_skew]
     if skewed:
-        said.append(Finding("CLOCK_SKEW",
-                            f"{len(skewed)} hop(s) carry stamps that contradict the others "
-                            f"(clock skew: {', '.join(h.by or '?' for h in skewed)}); they are "
-                            "left out of the totals."))
+        said.append(Finding("CLOCK_SKEW", ngettext(
+            "{count} hop carries stamps that contradict the others (clock skew: {hosts}); it "
+            "is left out of the totals.",
+            "{count} hops carry stamps that contradict the others (clock skew: {hosts}); they "
+            "are left out of the totals.", len(skewed)).format(
+                count=len(skewed), hosts=", ".join(h.by or "?" for h in skewed))))
     if has_date and not anchored and not ch.date_trusted and hops:
-        said.append(Finding("DATE_UNTRUSTED",
-                            "The message's Date: is out of line with the first server stamp "
-                            "(the sender's clock); the total starts at the first server stamp."))
+        said.append(Finding("DATE_UNTRUSTED", _(
+            "The message's Date: is out of line with the first server stamp (the sender's "
+            "clock); the total starts at the first server stamp.")))
     timed = [h for h in hops if h.delay_s is not None]
     if ch.total_s is not None and hops:
         slowest = max(timed, key=lambda h: h.delay_s or 0.0) if timed else None
-        tail = (f"; the slowest was {slowest.delay_s:.1f} s into {slowest.by or '?'}"
-                if slowest is not None else "")
-        said.append(Finding("HOPS", f"{len(hops)} hops, {ch.total_s:.1f} s end to end{tail}."))
+        total = f"{ch.total_s:.1f}"
+        if slowest is not None:
+            said.append(Finding("HOPS", ngettext(
+                "{count} hop, {total} s end to end; the slowest was {slowest} s into {host}.",
+                "{count} hops, {total} s end to end; the slowest was {slowest} s into {host}.",
+                len(hops)).format(count=len(hops), total=total,
+                                  slowest=f"{slowest.delay_s:.1f}", host=slowest.by or "?")))
+        else:
+            said.append(Finding("HOPS", ngettext(
+                "{count} hop, {total} s end to end.", "{count} hops, {total} s end to end.",
+                len(hops)).format(count=len(hops), total=total)))
     return said
 
 
@@ -283,51 +304,56 @@ def inspect(raw: bytes, authserv_id: str | None = None, *, provider: str | None 
     if choice is None:
         auth = AuthVerdict(authserv_id="")
         if not authresults.authserv_ids(raw):
-            said.append(Finding("NO_AR", "No Authentication-Results header: the receiver's "
-                                         "verdicts are unknown."))
-        who = ""
+            said.append(Finding("NO_AR", _("No Authentication-Results header: the "
+                                           "receiver's verdicts are unknown.")))
+        who = shown = ""
     else:
         read = authresults.trusted if choice.final else authresults.intermediate
         auth = read(raw, choice.rule)
         rule = choice.rule
         if auth.found and not auth.authserv_id:
+            # The JSON's authserv_id is read by scripts: it stays English; the
+            # sentences say it in the reader's language.
             who = f"{choice.name} (its header without authserv-id)"
+            shown = _("{name} (its header without authserv-id)").format(name=choice.name)
         else:
-            who = auth.authserv_id if auth.found else rule.label
+            who = shown = auth.authserv_id if auth.found else rule.label
         if not choice.final:
-            said.append(Finding("INTERMEDIATE_VERDICT",
-                                f"The best available verdict is {choice.name}'s, a server the "
-                                "message passed through on the way."))
+            said.append(Finding("INTERMEDIATE_VERDICT", _(
+                "The best available verdict is {name}'s, a server the message passed through "
+                "on the way.").format(name=choice.name)))
         else:
-            said.append(Finding("RECEIVER", f"Reading the verdict of {choice.name} "
-                                            f"({_HOW[choice.how]})."))
+            said.append(Finding("RECEIVER", _("Reading the verdict of {name} ({how}).").format(
+                name=choice.name, how=_(_HOW[choice.how]))))
         if not auth.found:
-            said.append(Finding("AR_UNTRUSTED",
-                                f"No trustworthy Authentication-Results from {rule.label}: any "
-                                "such header sits outside the receiver's own headers and could "
-                                "have been written by anyone."))
+            said.append(Finding("AR_UNTRUSTED", _(
+                "No trustworthy Authentication-Results from {receiver}: any such header sits "
+                "outside the receiver's own headers and could have been written by anyone."
+            ).format(receiver=rule.label)))
         else:
-            said.extend(_auth_findings(who, auth))
+            said.extend(_auth_findings(shown, auth))
     if relay.found:
-        said.append(Finding("RELAY_CLOUDFLARE",
-                            f"Forwarded by Cloudflare Email Routing (ARC i={relay.instance}), "
-                            f"which saw: SPF {relay.spf.result} ({relay.spf.domain or '?'}), DKIM "
-                            f"{relay.dkim.result} ({relay.dkim.domain or '?'}), DMARC "
-                            f"{relay.dmarc.result}."))
+        said.append(Finding("RELAY_CLOUDFLARE", _(
+            "Forwarded by Cloudflare Email Routing (ARC i={instance}), which saw: SPF {spf} "
+            "({spf_domain}), DKIM {dkim} ({dkim_domain}), DMARC {dmarc}.").format(
+                instance=relay.instance, spf=relay.spf.result,
+                spf_domain=relay.spf.domain or "?", dkim=relay.dkim.result,
+                dkim_domain=relay.dkim.domain or "?", dmarc=relay.dmarc.result)))
     said.extend(_gmail_findings(headers))
     internal = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)",
                             _first(headers, "x-ms-exchange-transport-endtoendlatency"))
     if internal:
         secs = int(internal.group(1)) * 3600 + int(internal.group(2)) * 60 \
             + float(internal.group(3))
-        said.append(Finding("RECEIVER_LATENCY",
-                            f"Microsoft measured {secs:.2f} s inside its own servers "
-                            "(X-MS-Exchange-Transport-EndToEndLatency)."))
+        said.append(Finding("RECEIVER_LATENCY", _(
+            "Microsoft measured {seconds} s inside its own servers "
+            "(X-MS-Exchange-Transport-EndToEndLatency).").format(seconds=f"{secs:.2f}")))
     said.extend(_hop_findings(ch, hops, sent_at is not None,
                               any(k.lower() == "date" for k, _ in headers)))
     return Inspection(who if choice else "", hops, auth, relay if relay.found else None,
                       tuple(said), choice, ch.total_s)
 
 
-_HOW = {"provider": "named with --provider", "authserv-id": "named by its authserv-id",
-        "hops": "recognised from the topmost hops", "header": "named by the topmost header"}
+_HOW = {"provider": N_("named with --provider"), "authserv-id": N_("named by its authserv-id"),
+        "hops": N_("recognised from the topmost hops"),
+        "header": N_("named by the topmost header")}

@@ -10,11 +10,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flowtest import i18n
+from flowtest.i18n import N_
+from flowtest.i18n import gettext as _
 from flowtest.secrets import redact
 
+# The legs in people's words (as in report.table, which imports rich); the
+# JSON keeps "inbound"/"outbound".
+LEGS = {"inbound": N_("inbound"), "outbound": N_("outbound")}
 COLORS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "error": "#8250df"}
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1f2328;max-width:72rem}
+body{font-family:system-ui,"Noto Sans CJK SC","Noto Sans SC","PingFang SC","Microsoft YaHei",
+sans-serif;margin:2rem;color:#1f2328;max-width:72rem}
 h1{margin-bottom:.2rem} .muted{color:#59636e} .badge{color:#fff;border-radius:4px;
 padding:.1rem .5rem;font-weight:600} table{border-collapse:collapse;width:100%;margin:1rem 0}
 th,td{border-bottom:1px solid #d1d9e0;padding:.35rem .5rem;text-align:left;vertical-align:top}
@@ -37,7 +44,7 @@ def _auth(auth: dict[str, Any]) -> str:
     cells = []
     for method in ("spf", "dkim", "dmarc", "arc"):
         r = auth.get(method, {})
-        aligned = " ✓aligned" if r.get("aligned") else ""
+        aligned = " ✓" + _("aligned") if r.get("aligned") else ""
         cells.append(f"<td>{_e(r.get('result', '-'))} <span class=muted>"
                      f"{_e(r.get('domain', ''))}{aligned}</span></td>")
     return "".join(cells)
@@ -50,7 +57,7 @@ def _relay(probe: dict[str, Any]) -> str:
         return ""
     parts = " ".join(f"{m}={_e(relay.get(m, {}).get('result', '-'))}"
                      for m in ("spf", "dkim", "dmarc"))
-    return f"<div class=muted>Cloudflare saw: {parts}</div>"
+    return "<div class=muted>" + _e(_("Cloudflare saw:")) + f" {parts}</div>"
 
 
 def _hops(probe: dict[str, Any]) -> str:
@@ -71,7 +78,7 @@ def _history_svg(rows: list[dict[str, Any]]) -> str:
     points = [r for r in rows if isinstance(r.get("latency_s"), int | float)
               and isinstance(r.get("sent_at"), int | float)]
     if len(points) < 2:
-        return "<p class=muted>Not enough history yet for a chart.</p>"
+        return "<p class=muted>" + _e(_("Not enough history yet for a chart.")) + "</p>"
     width, height, pad = 900, 260, 40
     t0: float = min(float(p["sent_at"]) for p in points)
     t1: float = max(float(p["sent_at"]) for p in points)
@@ -84,7 +91,8 @@ def _history_svg(rows: list[dict[str, Any]]) -> str:
     def y(v: float) -> float:
         return height - pad - v / top * (height - 2 * pad)
 
-    parts = [f'<svg role="img" aria-label="latency history" width="{width}" height="{height}"'
+    label = _e(_("latency history"))
+    parts = [f'<svg role="img" aria-label="{label}" width="{width}" height="{height}"'
              f' viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
              f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}"'
              ' stroke="#59636e"/>',
@@ -114,30 +122,33 @@ def build(report: dict[str, Any], history: Iterable[dict[str, Any]] = ()) -> str
     rows = list(history)
     probes = report["probes"]
     body = [f"<h1>flowtest {_badge(report['verdict'])}</h1>",
-            f"<p class=muted>{_e(report['target'])} · run {_e(report['run_id'])} · "
-            f"{_e(report['started_at'])} → {_e(report['finished_at'])}</p>"]
+            "<p class=muted>" + _e(_("{target} · run {run_id} · {started} → {finished}").format(
+                target=report["target"], run_id=report["run_id"],
+                started=report["started_at"], finished=report["finished_at"])) + "</p>"]
     if report.get("plaintext"):
-        body.append('<p class="insecure">PLAINTEXT: no TLS at all to '
-                    f'{_e(", ".join(report["plaintext"]))}; passwords and probes crossed the '
-                    'network readable by anyone on the path.</p>')
+        body.append('<p class="insecure">PLAINTEXT: ' + _e(_(
+            "no TLS at all to {endpoints}; passwords and probes crossed the network readable "
+            "by anyone on the path.").format(endpoints=", ".join(report["plaintext"]))) + "</p>")
     if report.get("insecure"):
-        body.append('<p class="insecure">INSECURE: TLS verification was off for this run.</p>')
+        body.append('<p class="insecure">INSECURE: '
+                    + _e(_("TLS verification was off for this run.")) + "</p>")
     counts = {v: sum(p["verdict"] == v for p in probes) for v in COLORS}
     body.append("<p>" + " · ".join(f"{n} {v}" for v, n in counts.items() if n) + "</p>")
     if report["dns"]:
-        body.append("<h2>DNS</h2><table><tr><th>severity</th><th>code</th><th>what</th>"
-                    "<th>fix</th></tr>")
+        body.append("<h2>DNS</h2><table><tr>" + _th(_("severity"), _("code"), _("what"),
+                                                    _("fix")) + "</tr>")
         for f in report["dns"]:
             body.append(f"<tr><td>{_e(f['severity'])}</td><td>{_e(f['code'])}</td>"
                         f"<td>{_e(f['message'])}</td><td>{_e(f['fix'])}</td></tr>")
         body.append("</table>")
     if probes:
-        body.append("<h2>Probes</h2><table><tr><th>leg</th><th>alias</th><th>verdict</th>"
-                    "<th>folder</th><th>latency</th><th>SPF</th><th>DKIM</th><th>DMARC</th>"
-                    "<th>ARC</th></tr>")
+        body.append("<h2>" + _e(_("Probes")) + "</h2><table><tr>"
+                    + _th(_("leg"), _("alias"), _("verdict"), _("folder"), _("latency"),
+                          "SPF", "DKIM", "DMARC", "ARC") + "</tr>")
         for p in probes:
             latency = "-" if p["latency_s"] is None else f"{p['latency_s']:.3f} s"
-            body.append(f"<tr><td>{_e(p['leg'])}</td><td>{_e(p['alias'])}</td>"
+            leg = _(LEGS.get(p["leg"], p["leg"]))
+            body.append(f"<tr><td>{_e(leg)}</td><td>{_e(p['alias'])}</td>"
                         f"<td>{_badge(p['verdict'])}</td><td>{_e(p['folder'] or '-')}</td>"
                         f"<td>{latency}</td>{_auth(p['auth'])}</tr>")
             # Reports written before codes existed carry only the sentences.
@@ -147,12 +158,17 @@ def build(report: dict[str, Any], history: Iterable[dict[str, Any]] = ()) -> str
                                   f"{_e(f['message'])}</div>" for f in findings)
                         + _relay(p) + _hops(p) + "</td></tr>")
         body.append("</table>")
-    body.append("<h2>Latency history</h2>" + _history_svg(rows))
-    page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+    body.append("<h2>" + _e(_("Latency history")) + "</h2>" + _history_svg(rows))
+    lang = {"zh": "zh-CN"}.get(i18n.active(), "en")
+    page = (f"<!DOCTYPE html><html lang={lang}><head><meta charset=utf-8>"
             "<meta name=viewport content='width=device-width'>"
             f"<title>flowtest {_e(report['verdict'])}</title><style>{CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>\n")
     return redact(page)
+
+
+def _th(*labels: str) -> str:
+    return "".join(f"<th>{_e(label)}</th>" for label in labels)
 
 
 def write(report: dict[str, Any], history: Iterable[dict[str, Any]], path: Path) -> Path:

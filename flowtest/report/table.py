@@ -9,9 +9,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flowtest.i18n import N_
+from flowtest.i18n import gettext as _
 from flowtest.mail.text import inert
 from flowtest.model import AuthVerdict, ProbeResult
 
+# The legs in people's words; the JSON keeps "inbound"/"outbound".
+LEGS = {"inbound": N_("inbound"), "outbound": N_("outbound")}
 STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold magenta"}
 
 
@@ -24,7 +28,7 @@ def _auth_cell(auth: AuthVerdict | None, *, aligned: bool = True) -> str:
     if auth is None or not auth.found:
         return "-"
     a = auth
-    mark = " (aligned)" if aligned and (a.dkim.aligned or a.spf.aligned) else ""
+    mark = " " + _("(aligned)") if aligned and (a.dkim.aligned or a.spf.aligned) else ""
     return (f"spf={a.spf.result} dkim={a.dkim.result} dmarc={a.dmarc.result} "
             f"arc={a.arc.result}{mark}")
 
@@ -34,27 +38,27 @@ def _relay_cell(p: ProbeResult) -> str:
     if p.leg != "inbound" or not p.delivered:
         return "-"
     if p.relay_auth is None or not p.relay_auth.found:
-        return "none"
+        return _("none")
     a = p.relay_auth
     return f"spf={a.spf.result} dkim={a.dkim.result} dmarc={a.dmarc.result}"
 
 
 def render(console: Console, results: list[ProbeResult], *, title: str) -> None:
     table = Table(title=_plain(title), expand=False)
-    for name, justify in (("leg", "left"), ("alias", "left"), ("verdict", "left"),
-                          ("folder", "left"), ("latency", "right"), ("auth (trusted)", "left"),
-                          ("Cloudflare saw", "left")):
+    for name, justify in ((_("leg"), "left"), (_("alias"), "left"), (_("verdict"), "left"),
+                          (_("folder"), "left"), (_("latency"), "right"),
+                          (_("auth (trusted)"), "left"), (_("Cloudflare saw"), "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for p in results:
         latency = f"{p.latency_s:.3f} s" if p.latency_s is not None else "-"
-        table.add_row(_plain(p.leg), _plain(p.alias),
+        table.add_row(_plain(_(LEGS.get(p.leg, p.leg))), _plain(p.alias),
                       Text(p.verdict.upper(), style=STYLE[p.verdict]),
                       _plain(p.folder or "-"), Text(latency), _plain(_auth_cell(p.auth)),
                       _plain(_relay_cell(p)))
     console.print(table)
     for p in results:
         head = Text(f"{p.verdict.upper():5}", style=STYLE[p.verdict])
-        head.append_text(_plain(f" {p.leg} {p.alias}"))
+        head.append_text(_plain(f" {_(LEGS.get(p.leg, p.leg))} {p.alias}"))
         console.print(head)
         for f in p.findings:
             line = Text("      ")
