@@ -5,6 +5,7 @@
 - :mod:`~flowtest.config.template`: the commented file ``flowtest init`` writes.
 """
 
+from flowtest.config.cloudflare import CloudflareSettings
 from flowtest.config.reader import TOP_KEYS, load, parse
 from flowtest.config.settings import (
     MAX_ALIASES,
@@ -28,7 +29,7 @@ from flowtest.model import Thresholds
 
 __all__ = [
     "MAX_ALIASES", "SECRET_SOURCES", "TEMPLATE", "TOP_KEYS", "Account", "Alias", "CleanupMode",
-    "Config", "DnsSettings", "Endpoint", "Limits", "Target", "Thresholds", "Timeouts", "TlsMode",
+    "CloudflareSettings", "Config", "DnsSettings", "Endpoint", "Limits", "Target", "Thresholds", "Timeouts", "TlsMode",
     "TlsSettings", "check_address", "check_domain", "load", "parse", "receiver", "secret_ref",
     "template",
 ]

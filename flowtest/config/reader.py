@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtest import providers
+from flowtest.config import cloudflare
 from flowtest.config.settings import (
     MAX_ALIASES,
     Account,
@@ -233,7 +234,7 @@ def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
 
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
-            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits"}
+            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits", "cloudflare"}
 
 
 def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
@@ -343,6 +344,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         limits=limits,
         cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
         path=file,
+        cloudflare=cloudflare.read(r, data, domain, check_domain),
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from flowtest import providers
+from flowtest.config.cloudflare import CloudflareSettings
 from flowtest.model import Receiver, Thresholds
 from flowtest.secrets import Secret
 
@@ -140,6 +141,7 @@ class Config:
     dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
     require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
     path: Path | None = None
+    cloudflare: CloudflareSettings | None = None  # [cloudflare]: the API's view, optional
 
 
 
