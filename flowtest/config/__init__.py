@@ -29,7 +29,8 @@ from flowtest.model import Thresholds
 
 __all__ = [
     "MAX_ALIASES", "SECRET_SOURCES", "TEMPLATE", "TOP_KEYS", "Account", "Alias", "CleanupMode",
-    "CloudflareSettings", "Config", "DnsSettings", "Endpoint", "Limits", "Target", "Thresholds", "Timeouts", "TlsMode",
+    "CloudflareSettings", "Config", "DnsSettings", "Endpoint", "Limits", "Target", "Thresholds",
+    "Timeouts", "TlsMode",
     "TlsSettings", "check_address", "check_domain", "load", "parse", "receiver", "secret_ref",
     "template",
 ]

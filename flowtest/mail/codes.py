@@ -70,6 +70,17 @@ CODES: dict[str, str] = {
     "WATCH_FAILED": "watching a mailbox failed during the run",
     "NOT_TESTED": "flowtest could not test, for another reason",
     "NOTE": "a sentence without a more specific code",
+    # inbound, joined with Cloudflare's activity log (issue 17)
+    "CF_NEVER_REACHED": "Cloudflare's log has no row for the probe: it never reached Cloudflare",
+    "CF_REJECTED": "Cloudflare's log says it rejected the probe (SPF/DKIM/DMARC, RBL)",
+    "CF_FORWARD_REFUSED": "Cloudflare forwarded the probe and Gmail refused it (errorDetail)",
+    "CF_DELIVERED_NOT_FILED": "Cloudflare delivered the probe to Gmail, which never filed it",
+    "CF_DROPPED": "Cloudflare dropped the probe by a rule whose action is drop",
+    "CF_DROPPED_CATCH_ALL": "Cloudflare dropped the probe by the catch-all's drop action",
+    "CF_LOG_STATUS": "Cloudflare's log gives another status for the probe (quoted)",
+    "CF_LOG_DELIVERED": "Cloudflare's log has the probe forwarded, with its time (note)",
+    "CF_LOG_PENDING": "not in Cloudflare's log yet when the run's timeout passed (note)",
+    "CF_LOG_UNAVAILABLE": "Cloudflare's activity log could not be read (note)",
 }
 
 

@@ -110,7 +110,7 @@ class Graph:
 
     def _rows(self, _zone: object, info: Any, limit: int,
               filter: dict[str, Any] | None = None,
-              orderBy: list[str] | None = None) -> list[dict[str, Any]]:  # noqa: N803
+              orderBy: list[str] | None = None) -> list[dict[str, Any]]:
         if not 0 < limit <= MAX_LIMIT:
             raise GraphQLError(f"limit must be 1 to {MAX_LIMIT}")
         lag = self.account.faults.seconds("cf-log-lag")

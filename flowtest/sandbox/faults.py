@@ -61,11 +61,9 @@ def parse(spec: str) -> tuple[str, str | None]:
         raise UnknownFault(name, sorted(CATALOGUE))
     if name == "cf-log-lag":
         value = value or "60"
-    if name == "cf-token-scope" and value:
-        if value.strip() not in TOKEN_PERMISSIONS:
-            raise UnknownFault(f"{name}={value} (NAME is one of "
-                               f"{', '.join(TOKEN_PERMISSIONS)})",
-                               sorted(CATALOGUE))
+    if name == "cf-token-scope" and value and value.strip() not in TOKEN_PERMISSIONS:
+        raise UnknownFault(f"{name}={value} (NAME is one of {', '.join(TOKEN_PERMISSIONS)})",
+                           sorted(CATALOGUE))
     if name in ("forward-delay", "cf-log-lag"):
         value = value or "5"
         try:

@@ -18,8 +18,8 @@ from flowtest import config as cfg
 from flowtest.errors import SandboxError
 from flowtest.model import Thresholds
 from flowtest.sandbox import cfapi, hosts, zone
-from flowtest.sandbox.cfapi_state import Account as CloudflareAccount
 from flowtest.sandbox.certs import Authority
+from flowtest.sandbox.cfapi_state import Account as CloudflareAccount
 from flowtest.sandbox.cloudflare import Cloudflare, Routing
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.dns_server import DnsServer, ServFail
