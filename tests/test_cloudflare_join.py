@@ -7,13 +7,16 @@ import asyncio
 import dataclasses
 from typing import Any
 
+import smtplib
+
 import pytest
 
 from flowtest.config import Config
 from flowtest.flows import cfjoin, inbound
 from flowtest.mail import cflog
 from flowtest.model import ProbeResult
-from flowtest.sandbox import World
+from flowtest.net.cloudflare import CloudflareClient
+from flowtest.sandbox import World, hosts
 
 FAST = inbound.Options(poll_s=0.5, settle_s=0.5)
 
@@ -27,7 +30,7 @@ def run(config: Config, delivery_s: float = 3.0, **changes: Any) -> ProbeResult:
 @pytest.mark.faults("gmail-silent-discard")
 def test_delivered_by_cloudflare_and_never_filed_by_gmail(world: World) -> None:
     r = run(world.config())
-    assert r.verdict == "fail" and not r.delivered
+    assert r.verdict == "fail" and not r.delivered, r.diagnosis
     assert r.codes[:2] == ("INBOUND_LOST", "CF_DELIVERED_NOT_FILED")
     assert r.cloudflare_log is not None and r.cloudflare_log.state == "found"
     [row] = r.cloudflare_log.rows
@@ -64,12 +67,30 @@ def test_a_drop_rule_is_named(world: World) -> None:
     assert "CF_DROPPED" in r.codes and r.verdict == "fail"
 
 
-@pytest.mark.faults("dmarc-reject")
-def test_rejected_by_cloudflare(world: World) -> None:
-    # A sender whose own domain says p=reject and who fails it: here the
-    # probe's sender is the external provider, so break its SPF and DKIM
-    # instead: the probe is sent from the domain itself (loop prevention aside).
-    pass
+def test_rejected_by_cloudflare_with_its_verdicts(world: World) -> None:
+    # Straight to Cloudflare's MX from an address outside the sender's SPF,
+    # unsigned: neither SPF nor DKIM passes, so Cloudflare refuses it.
+    message_id = "<forged-1@sender.example>"
+    raw = (f"From: probe@sender.example\r\nTo: {world.aliases[0]}\r\nSubject: x\r\n"
+           f"Message-ID: {message_id}\r\n\r\nbody\r\n")
+    port = world.ctx.ports[hosts.CF_MX] if world.ctx else 0
+    with smtplib.SMTP(hosts.CF_MX, port, local_hostname="forger.example",
+                      source_address=("127.0.0.1", 0)) as smtp:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            smtp.sendmail("probe@sender.example", [world.aliases[0]], raw)
+    assert refused.value.smtp_code == 550
+    config = world.config()
+    assert config.cloudflare is not None
+
+    async def look() -> list[cflog.LogRow] | None:
+        async with CloudflareClient(config.cloudflare, tls=config.tls,  # type: ignore[arg-type]
+                                    dns=config.dns) as client:
+            return await cfjoin.LogReader(client, config.domain).rows(message_id, 0)
+
+    rows = asyncio.run(look())
+    assert rows is not None and [r.action for r in rows] == ["reject"]
+    [d] = cflog.judge(rows, alias=world.aliases[0], delivered=False, sent_at=None, waited_s=0)
+    assert d.code == "CF_REJECTED" and "SPF fail" in d.text
 
 
 @pytest.mark.faults("gmail-silent-discard", "cf-log-lag=600")
