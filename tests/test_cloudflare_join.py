@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
-
 import smtplib
+from typing import Any
 
 import pytest
 
@@ -75,9 +74,9 @@ def test_rejected_by_cloudflare_with_its_verdicts(world: World) -> None:
            f"Message-ID: {message_id}\r\n\r\nbody\r\n")
     port = world.ctx.ports[hosts.CF_MX] if world.ctx else 0
     with smtplib.SMTP(hosts.CF_MX, port, local_hostname="forger.example",
-                      source_address=("127.0.0.1", 0)) as smtp:
-        with pytest.raises(smtplib.SMTPDataError) as refused:
-            smtp.sendmail("probe@sender.example", [world.aliases[0]], raw)
+                      source_address=("127.0.0.1", 0)) as smtp, \
+            pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail("probe@sender.example", [world.aliases[0]], raw)
     assert refused.value.smtp_code == 550
     config = world.config()
     assert config.cloudflare is not None
