@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from flowtest import config as cfg
@@ -47,6 +48,8 @@ def test_explain_completes_a_pending_join_and_amends_report_and_history(
     code = main(["explain", "ftexplain1", "-c", str(conf_path), "--report-dir", str(reports)])
     assert code == 1  # still a lost probe, now explained
     amended = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    schema = json.loads((Path(__file__).parent.parent / "docs/report.schema.json").read_text())
+    jsonschema.validate(amended, schema)
     [probe] = amended["probes"]
     assert probe["cloudflare_log"]["state"] == "found"
     assert "CF_DELIVERED_NOT_FILED" in [f["code"] for f in probe["findings"]]

@@ -242,7 +242,45 @@ CASES: dict[str, tuple[Callable[[], list[Diagnosis]], tuple[str, ...]]] = {
     "NOTE": (lambda: list(ProbeResult("inbound", "a@example.me", "ft-x", "pass", True, "INBOX",
                                       1.0, diagnosis=("A plain sentence.",)).findings),
              ("A plain sentence.",)),
+    # joined with Cloudflare's activity log (issue 17)
+    "CF_NEVER_REACHED": (lambda: cf_log(None, waited_s=1300), ("never reached Cloudflare",)),
+    "CF_LOG_PENDING": (lambda: cf_log(None), ("Not in Cloudflare's log yet", "explain")),
+    "CF_REJECTED": (lambda: cf_log(("rejected", "reject", "", "554 x found on one or more "
+                                                            "RBLs (abusixip)")),
+                    ("rejected", "RBL")),
+    "CF_FORWARD_REFUSED": (lambda: cf_log(("deliveryFailed", "forward", "r1",
+                                           "Unknown error: transient error (421): 4.7.27 This "
+                                           "mail has been rate limited because SPF does not "
+                                           "pass.")),
+                           ("Gmail refused", "4.7.27", "retry")),
+    "CF_DELIVERED_NOT_FILED": (lambda: cf_log(("delivered", "forward", "r1", "")),
+                               ("delivered", "no Gmail folder")),
+    "CF_LOG_DELIVERED": (lambda: cf_log(("delivered", "forward", "r1", ""), delivered=True),
+                         ("forwarded", "after it was sent")),
+    "CF_DROPPED": (lambda: cf_log(("dropped", "drop", "r1", "")), ("dropped", "drop")),
+    "CF_DROPPED_CATCH_ALL": (lambda: cf_log(("dropped", "drop", "catch-all", "")),
+                             ("catch-all",)),
+    "CF_LOG_STATUS": (lambda: cf_log(("queued", "forward", "r1", "")), ("queued",)),
+    "CF_LOG_UNAVAILABLE": (lambda: cf_unavailable(), ("could not be read", "Analytics")),
 }
+
+
+def cf_log(row: tuple[str, str, str, str] | None, *, delivered: bool = False,
+           waited_s: float = 60) -> list[Diagnosis]:
+    from flowtest.mail import cflog
+    rows = [] if row is None else [cflog.LogRow(
+        at=105.0, message_id="<ft-x@sender.example>", to="hello@example.me", status=row[0],
+        action=row[1], rule=row[2], spf="pass", dkim="pass", dmarc="pass", arc="none",
+        error=row[3])]
+    return cflog.judge(rows, alias="hello@example.me", delivered=delivered, sent_at=100.0,
+                       waited_s=waited_s)
+
+
+def cf_unavailable() -> list[Diagnosis]:
+    from flowtest.flows import cfjoin
+    return cfjoin.judged(None, message_id="<x@y>", alias="hello@example.me", delivered=False,
+                         sent_at=0.0, looked_at=1.0, failure="not authorized (Analytics Read)",
+                         settled_s=1200)[1]
 
 
 def test_every_code_has_a_case() -> None:
