@@ -71,7 +71,7 @@ def test_rdap_outside_the_domain_is_a_404(world: World) -> None:
 
     async def go() -> int:
         async with CloudflareClient(settings, tls=config.tls, dns=config.dns) as client:
-            status, doc, _ = await client.rdap_domain("other.example")
+            status, _doc, _ = await client.rdap_domain("other.example")
         return status
 
     assert asyncio.run(go()) == 404
