@@ -75,3 +75,28 @@ def test_rdap_outside_the_domain_is_a_404(world: World) -> None:
         return status
 
     assert asyncio.run(go()) == 404
+
+
+def test_graphql_is_a_real_schema(world: World) -> None:
+    config = world.config()
+    assert config.cloudflare is not None
+
+    async def go(query: str, variables: dict[str, object]) -> tuple[object, tuple[str, ...]]:
+        async with CloudflareClient(config.cloudflare,  # type: ignore[arg-type]
+                                    tls=config.tls, dns=config.dns) as client:
+            reply = await client.graphql(query, variables)
+        return reply.data, reply.errors
+
+    zone = world.cf_account.zone_id
+    ok = ("query($z: String!) { viewer { zones(filter: {zoneTag: $z}) { "
+          "emailRoutingAdaptive(limit: 5, filter: {datetime_geq: \"2000-01-01T00:00:00Z\"}) "
+          "{ messageId status } } } }")
+    data, errors = asyncio.run(go(ok, {"z": zone}))
+    assert not errors and isinstance(data, dict)
+    # a field the dataset does not have, a missing required argument, a syntax error
+    for bad in (ok.replace("status", "verdict"), ok.replace("limit: 5, ", ""), "{ viewer {"):
+        data, errors = asyncio.run(go(bad, {"z": zone}))
+        assert errors and data is None
+    # another zone sees nothing
+    data, errors = asyncio.run(go(ok, {"z": "0" * 32}))
+    assert data == {"viewer": {"zones": []}} and not errors
