@@ -40,9 +40,15 @@ JOIN_CODES = frozenset(("CF_NEVER_REACHED", "CF_REJECTED", "CF_FORWARD_REFUSED",
                         "CF_LOG_UNAVAILABLE"))
 
 
+# Bounces the log cannot add to: refused at RCPT (no Message-ID has been
+# sent yet, so no row can carry it) or by another provider's MX.
+SETTLED_BY_BOUNCE = frozenset({"NO_ROUTING_RULE", "MX_FOREIGN", "MX_MISSING"})
+
+
 def wanted(result: ProbeResult) -> bool:
     """Only probes that need explaining: lost, late, in Spam or bounced."""
-    return result.leg == "inbound" and result.verdict in ("warn", "fail")
+    return (result.leg == "inbound" and result.verdict in ("warn", "fail")
+            and not SETTLED_BY_BOUNCE & set(result.codes))
 
 
 def _iso(at: float) -> str:
@@ -152,7 +158,9 @@ async def explain(config: Config, report: dict[str, Any], *,
     if config.cloudflare is None:
         return 0
     probes = [p for p in report.get("probes", []) if isinstance(p, dict)
-              and p.get("leg") == "inbound" and p.get("verdict") in ("warn", "fail")]
+              and p.get("leg") == "inbound" and p.get("verdict") in ("warn", "fail")
+              and not SETTLED_BY_BOUNCE & {f.get("code") for f in p.get("findings", [])
+                                           if isinstance(f, dict)}]
     domain = config.probe.address.rpartition("@")[2]
     changed = 0
     async with CloudflareClient(config.cloudflare, tls=config.tls, dns=config.dns,
