@@ -68,11 +68,20 @@ def main(args: argparse.Namespace) -> int:
 
     domain = ask(args.domain, "Your domain", "example.me", cfg.check_domain,
                  "that is not a domain name").lower()
-    gmail = ask(args.gmail, "Your Gmail address", "you@gmail.com", cfg.check_address,
-                "that is not a mail address")
-    proposed = _from_cloudflare(args, domain, gmail) if args.from_cloudflare else []
-    alias_text = ask(",".join(args.aliases) if args.aliases else None,
-                     "Aliases to test (comma-separated)", ",".join(proposed) or "hello")
+    def ask_gmail() -> str:
+        return ask(args.gmail, "Your Gmail address", "you@gmail.com", cfg.check_address,
+                   "that is not a mail address")
+
+    def ask_aliases(proposed: list[str]) -> str:
+        return ask(",".join(args.aliases) if args.aliases else None,
+                   "Aliases to test (comma-separated)", ",".join(proposed) or "hello")
+
+    if args.from_cloudflare:  # the rules are read for the Gmail address: ask it first
+        gmail = ask_gmail()
+        alias_text = ask_aliases(_from_cloudflare(args, domain, gmail))
+    else:
+        alias_text = ask_aliases([])
+        gmail = ask_gmail()
     aliases = tuple(a.strip() for a in alias_text.split(",") if a.strip())
     probe = ask(args.probe, "The probe account (at another provider)", "probe@fastmail.com",
                 lambda a: cfg.check_address(a) and a.lower() != gmail.lower(),
