@@ -199,6 +199,26 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
+class CloudflareLog:
+    """A probe joined with Cloudflare's activity log (``emailRoutingAdaptive``).
+
+    ``state``: ``found`` (rows below), ``pending`` (none yet when the run's
+    timeout passed: the log lags minutes), ``absent`` (none long after: the
+    message never reached Cloudflare), ``unavailable`` (the API could not say)."""
+
+    state: Literal["found", "pending", "absent", "unavailable"]
+    message_id: str
+    looked_at: float
+    rows: tuple[dict[str, object], ...] = ()
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"state": self.state, "message_id": self.message_id,
+                "looked_at": self.looked_at, "rows": [dict(r) for r in self.rows],
+                "detail": self.detail}
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     leg: Literal["inbound", "outbound"]
     alias: str
@@ -221,6 +241,7 @@ class ProbeResult:
     # them) keeps working: a sentence with no finding of its own gets the code
     # NOT_TESTED (error results) or NOTE.
     findings: tuple[Diagnosis, ...] = ()
+    cloudflare_log: CloudflareLog | None = None   # inbound: the join with Cloudflare's log
 
     def __post_init__(self) -> None:
         texts = tuple(f.text for f in self.findings)
@@ -260,4 +281,6 @@ class ProbeResult:
             "sent_at": self.sent_at,
             "seen_at": self.seen_at,
             "smtp_timings_s": {k: round(v, 4) for k, v in self.smtp_timings.items()},
+            "cloudflare_log": None if self.cloudflare_log is None
+            else self.cloudflare_log.to_json(),
         }

@@ -242,7 +242,45 @@ CASES: dict[str, tuple[Callable[[], list[Diagnosis]], tuple[str, ...]]] = {
     "NOTE": (lambda: list(ProbeResult("inbound", "a@example.me", "ft-x", "pass", True, "INBOX",
                                       1.0, diagnosis=("A plain sentence.",)).findings),
              ("A plain sentence.",)),
+    # joined with Cloudflare's activity log (issue 17)
+    "CF_NEVER_REACHED": (lambda: cf_log(None, waited_s=1300), ("never reached Cloudflare",)),
+    "CF_LOG_PENDING": (lambda: cf_log(None), ("Not in Cloudflare's log yet", "explain")),
+    "CF_REJECTED": (lambda: cf_log(("rejected", "reject", "", "554 x found on one or more "
+                                                            "RBLs (abusixip)")),
+                    ("rejected", "RBL")),
+    "CF_FORWARD_REFUSED": (lambda: cf_log(("deliveryFailed", "forward", "r1",
+                                           "Unknown error: transient error (421): 4.7.27 This "
+                                           "mail has been rate limited because SPF does not "
+                                           "pass.")),
+                           ("Gmail refused", "4.7.27", "retry")),
+    "CF_DELIVERED_NOT_FILED": (lambda: cf_log(("delivered", "forward", "r1", "")),
+                               ("delivered", "no Gmail folder")),
+    "CF_LOG_DELIVERED": (lambda: cf_log(("delivered", "forward", "r1", ""), delivered=True),
+                         ("forwarded", "after it was sent")),
+    "CF_DROPPED": (lambda: cf_log(("dropped", "drop", "r1", "")), ("dropped", "drop")),
+    "CF_DROPPED_CATCH_ALL": (lambda: cf_log(("dropped", "drop", "catch-all", "")),
+                             ("catch-all",)),
+    "CF_LOG_STATUS": (lambda: cf_log(("queued", "forward", "r1", "")), ("queued",)),
+    "CF_LOG_UNAVAILABLE": (lambda: cf_unavailable(), ("could not be read", "Analytics")),
 }
+
+
+def cf_log(row: tuple[str, str, str, str] | None, *, delivered: bool = False,
+           waited_s: float = 60) -> list[Diagnosis]:
+    from flowtest.mail import cflog
+    rows = [] if row is None else [cflog.LogRow(
+        at=105.0, message_id="<ft-x@sender.example>", to="hello@example.me", status=row[0],
+        action=row[1], rule=row[2], spf="pass", dkim="pass", dmarc="pass", arc="none",
+        error=row[3])]
+    return cflog.judge(rows, alias="hello@example.me", delivered=delivered, sent_at=100.0,
+                       waited_s=waited_s)
+
+
+def cf_unavailable() -> list[Diagnosis]:
+    from flowtest.flows import cfjoin
+    return cfjoin.judged(None, message_id="<x@y>", alias="hello@example.me", delivered=False,
+                         sent_at=0.0, looked_at=1.0, failure="not authorized (Analytics Read)",
+                         settled_s=1200)[1]
 
 
 def test_every_code_has_a_case() -> None:
@@ -435,12 +473,19 @@ MATRIX_CODES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
     ("sendas-unverified",): ((), ("SENDAS_FROM_REWRITTEN", "SENDAS_SETUP_MISTAKES")),
     ("sendas-unsigned",): ((), SENDAS),
     ("bad-app-password",): (("LOGIN_REFUSED",), ("LOGIN_REFUSED",)),
-    ("gmail-tempfail",): (("GMAIL_TEMPFAIL", "INBOUND_TIMEOUT"), SENDAS),
+    ("gmail-tempfail",): (("GMAIL_TEMPFAIL", "INBOUND_TIMEOUT", "CF_FORWARD_REFUSED"), SENDAS),
     ("body-modified",): (("ALTERED_IN_TRANSIT",), SENDAS),
     ("imap-drop",): (("IMAP_RECONNECTED",), SENDAS),
     ("spoofed-ar",): (("FORGED_AR_IGNORED",), SENDAS),
     ("duplicate",): (("DUPLICATE_DELIVERY",), SENDAS),
     ("gmail-send-limit",): ((), ("GMAIL_SEND_LIMIT",)),
+    ("cf-destination-unverified",): (("NO_ROUTING_RULE",), SENDAS),
+    ("cf-rule-disabled",): (("NO_ROUTING_RULE",), SENDAS),
+    ("cf-routing-misconfigured",): ((), SENDAS),
+    ("cf-token-scope",): ((), SENDAS),
+    ("cf-log-lag=600",): ((), SENDAS),
+    ("cf-catch-all-drop",): ((), SENDAS),
+    ("gmail-silent-discard",): (("INBOUND_LOST", "CF_DELIVERED_NOT_FILED"), SENDAS),
     ("spoofed-ar", "spam"): (("SPAM_FOLDER", "FORGED_AR_IGNORED"), SENDAS),
     ("imap-drop", "duplicate"): (("DUPLICATE_DELIVERY", "IMAP_RECONNECTED"), SENDAS),
     ("dkim-missing", "dmarc-reject"): (("CLOUDFLARE_DKIM_FAIL",),
@@ -448,6 +493,9 @@ MATRIX_CODES: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
     ("body-modified", "spam"): (("SPAM_FOLDER", "ALTERED_IN_TRANSIT"), SENDAS),
     ("mx-icloud", "sendas-unverified"): (("MX_FOREIGN",),
                                          ("SENDAS_FROM_REWRITTEN", "SENDAS_SETUP_MISTAKES")),
+    ("cf-rule-disabled", "cf-catch-all-drop"): (("INBOUND_LOST", "CF_DROPPED_CATCH_ALL"),
+                                                SENDAS),
+    ("gmail-silent-discard", "cf-log-lag=600"): (("INBOUND_LOST",), SENDAS),
 }
 
 

@@ -38,12 +38,21 @@ MATRIX: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("spoofed-ar",): ("ok", "warn", "warn"),
     ("duplicate",): ("ok", "warn", "warn"),
     ("gmail-send-limit",): ("ok", "pass", "fail"),
+    ("cf-destination-unverified",): ("fail", "fail", "warn"),
+    ("cf-rule-disabled",): ("fail", "fail", "warn"),
+    ("cf-routing-misconfigured",): ("fail", "pass", "warn"),
+    ("cf-token-scope",): ("fail", "pass", "warn"),
+    ("cf-log-lag=600",): ("ok", "pass", "warn"),
+    ("cf-catch-all-drop",): ("warn", "pass", "warn"),
+    ("gmail-silent-discard",): ("ok", "fail", "warn"),
     # combinations
     ("spoofed-ar", "spam"): ("ok", "fail", "warn"),
     ("imap-drop", "duplicate"): ("ok", "warn", "warn"),
     ("dkim-missing", "dmarc-reject"): ("fail", "warn", "fail"),
     ("body-modified", "spam"): ("ok", "fail", "warn"),
     ("mx-icloud", "sendas-unverified"): ("fail", "fail", "fail"),
+    ("cf-rule-disabled", "cf-catch-all-drop"): ("fail", "fail", "warn"),
+    ("gmail-silent-discard", "cf-log-lag=600"): ("ok", "fail", "warn"),
 }
 
 

@@ -24,6 +24,7 @@ from flowtest.cli import (
     cleanup,
     demo,
     doctor,
+    explain,
     init,
     inspect,
     latency,
@@ -42,7 +43,8 @@ __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 # In the order `flowtest --help` lists them.
-COMMANDS = (demo, run, sandbox, doctor, cleanup, login_check, inspect, latency, report, init)
+COMMANDS = (demo, run, sandbox, doctor, cleanup, login_check, inspect, latency, report, init,
+            explain)
 
 
 class Parser(argparse.ArgumentParser):

@@ -31,6 +31,15 @@ def add(sub: Any) -> None:
                     help="never ask; take flags and defaults (also when stdin is not a "
                          "terminal)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    cf = sp.add_argument_group("from Cloudflare")
+    cf.add_argument("--from-cloudflare", action="store_true",
+                    help="propose the aliases from the zone's routing rules that forward to "
+                         "--gmail (read-only API token, docs/setup.md)")
+    cf.add_argument("--cloudflare-token", metavar="REF", default="env:CLOUDFLARE_API_TOKEN",
+                    help="the token by reference (default env:CLOUDFLARE_API_TOKEN); written "
+                         "into [cloudflare]")
+    cf.add_argument("--sandbox", action="store_true",
+                    help="with --from-cloudflare: ask the sandbox world's Cloudflare instead")
     sp.set_defaults(func=main)
 
 
@@ -59,11 +68,21 @@ def main(args: argparse.Namespace) -> int:
 
     domain = ask(args.domain, "Your domain", "example.me", cfg.check_domain,
                  "that is not a domain name").lower()
-    alias_text = ask(",".join(args.aliases) if args.aliases else None,
-                     "Aliases to test (comma-separated)", "hello")
+    def ask_gmail() -> str:
+        return ask(args.gmail, "Your Gmail address", "you@gmail.com", cfg.check_address,
+                   "that is not a mail address")
+
+    def ask_aliases(proposed: list[str]) -> str:
+        return ask(",".join(args.aliases) if args.aliases else None,
+                   "Aliases to test (comma-separated)", ",".join(proposed) or "hello")
+
+    if args.from_cloudflare:  # the rules are read for the Gmail address: ask it first
+        gmail = ask_gmail()
+        alias_text = ask_aliases(_from_cloudflare(args, domain, gmail))
+    else:
+        alias_text = ask_aliases([])
+        gmail = ask_gmail()
     aliases = tuple(a.strip() for a in alias_text.split(",") if a.strip())
-    gmail = ask(args.gmail, "Your Gmail address", "you@gmail.com", cfg.check_address,
-                "that is not a mail address")
     probe = ask(args.probe, "The probe account (at another provider)", "probe@fastmail.com",
                 lambda a: cfg.check_address(a) and a.lower() != gmail.lower(),
                 "give a mail address other than the Gmail account")
@@ -77,6 +96,9 @@ def main(args: argparse.Namespace) -> int:
                   lambda v: v in cfg.SECRET_SOURCES, "answer env, file or keyring")
     text = cfg.template(domain=domain, aliases=aliases, gmail=gmail, probe=probe,
                         provider=provider, secrets=secrets)
+    if args.from_cloudflare and not args.sandbox:
+        text += (f'\n# Cloudflare\'s own view (docs/setup.md: a read-only token)\n[cloudflare]\n'
+                 f'api_token = "{args.cloudflare_token}"\nzone = "{domain}"\n')
     cfg.parse(tomllib.loads(text), file=path)  # never write a file that would not load
     path.write_text(text, encoding="utf-8")
     profile = providers.get(provider)
@@ -86,3 +108,47 @@ def main(args: argparse.Namespace) -> int:
                   f"{profile.password_kind if profile else 'password'} where the file says "
                   f"({secrets}), then run `flowtest login-check -c {path}`.")
     return 0
+
+
+def _from_cloudflare(args: argparse.Namespace, domain: str, gmail: str) -> list[str]:
+    """The aliases the zone's rules already forward to ``gmail``."""
+    import asyncio
+    import contextlib
+    import dataclasses
+
+    from flowtest import config as cfg
+    from flowtest.net.cloudflare import CloudflareClient
+    from flowtest.net.cloudflare_rules import forwarding_to
+    from flowtest.secrets import Secret
+
+    with contextlib.ExitStack() as stack:
+        if args.sandbox:
+            from flowtest import guard
+            from flowtest.sandbox import World
+            stack.enter_context(guard.guarded())
+            world = stack.enter_context(World(domain=domain, gmail_address=gmail))
+            conf = world.config()
+            assert conf.cloudflare is not None
+            settings, tls, dns = conf.cloudflare, conf.tls, conf.dns
+        else:
+            try:
+                token = Secret(args.cloudflare_token)
+            except ConfigError as exc:
+                raise ConfigError(exc.reason, key="--cloudflare-token") from None
+            settings = cfg.CloudflareSettings(api_token=token, zone=domain)
+            tls, dns = cfg.TlsSettings(), cfg.DnsSettings()
+
+        async def read() -> tuple[list[str], str]:
+            async with CloudflareClient(dataclasses.replace(settings, zone=domain), tls=tls,
+                                        dns=dns) as client:
+                found, failed = await forwarding_to(client, domain, gmail)
+            return found, failed.describe() if failed is not None else ""
+
+        found, failure = asyncio.run(read())
+    out = show.console()
+    if failure:
+        raise ConfigError(f"Cloudflare's API did not list the rules ({failure})",
+                          key="--from-cloudflare")
+    show.say(out, f"Cloudflare forwards {len(found)} address(es) at {domain} to {gmail}"
+                  + (": " + ", ".join(found) if found else ""))
+    return [a.partition("@")[0] for a in found]

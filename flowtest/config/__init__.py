@@ -5,6 +5,7 @@
 - :mod:`~flowtest.config.template`: the commented file ``flowtest init`` writes.
 """
 
+from flowtest.config.cloudflare import CloudflareSettings
 from flowtest.config.reader import TOP_KEYS, load, parse
 from flowtest.config.settings import (
     MAX_ALIASES,
@@ -35,6 +36,7 @@ __all__ = [
     "Account",
     "Alias",
     "CleanupMode",
+    "CloudflareSettings",
     "Config",
     "DnsSettings",
     "Endpoint",

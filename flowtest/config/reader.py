@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtest import providers
+from flowtest.config import cloudflare
 from flowtest.config.settings import (
     MAX_ALIASES,
     Account,
@@ -244,7 +245,8 @@ def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
 
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
-            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits", "lang"}
+            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits", "lang",
+            "cloudflare"}
 # The languages a config may ask for (flowtest.i18n.LANGUAGES; --lang wins over it).
 LANGS = ("en", "zh")
 
@@ -363,6 +365,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
         lang=r.choice(data, "lang", LANGS, "en") if "lang" in data else None,
         path=file,
+        cloudflare=cloudflare.read(r, data, domain, check_domain),
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from flowtest import providers
+from flowtest.config.cloudflare import CloudflareSettings
 from flowtest.model import Receiver, Thresholds
 from flowtest.secrets import Secret
 
@@ -141,6 +142,7 @@ class Config:
     require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
     path: Path | None = None
     lang: str | None = None                # "en" or "zh"; None: --lang or the locale decides
+    cloudflare: CloudflareSettings | None = None  # [cloudflare]: the API's view, optional
 
 
 def plaintext_endpoints(config: Config) -> list[str]:

@@ -10,6 +10,7 @@ import re
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from flowtest.config import Config
+from flowtest.doctor import cloudflare as cloudflare_view
 from flowtest.doctor import spf as spf_rules
 from flowtest.doctor.findings import Finding
 from flowtest.i18n import N_, ngettext
@@ -333,6 +334,7 @@ async def diagnose(config: Config) -> list[Finding]:
     findings = [*await check_ns(dns, domain), *await check_mx(dns, domain),
                 *await check_spf(dns, domain),
                 *await check_dkim(dns, domain, config.dkim_selectors),
-                *dmarc, *await check_extras(dns, domain)]
+                *dmarc, *await check_extras(dns, domain),
+                *await cloudflare_view.diagnose(config, dns)]
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda f: order[f.severity])

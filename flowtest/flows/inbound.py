@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from flowtest.config import Alias, Config, receiver
 from flowtest.errors import FlowtestError
+from flowtest.flows import cfjoin
 from flowtest.flows.common import Options, Progress, error_code, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.i18n import gettext as _
@@ -64,9 +65,11 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
                         receipt: Receipt | FlowtestError) -> ProbeResult:
         return await _await_probe(config, alias, p, receipt, gmail, sender_box, opts, progress)
 
-    return await run_leg(config, "inbound", targets, probes, rid, sender=config.probe,
-                         app_password=False, target=(gmail, True), reports=(sender_box, False),
-                         judge=judge_one, progress=progress)
+    results = await run_leg(config, "inbound", targets, probes, rid, sender=config.probe,
+                            app_password=False, target=(gmail, True),
+                            reports=(sender_box, False), judge=judge_one, progress=progress)
+    # Cloudflare's activity log explains what the mailboxes cannot (issue 17).
+    return await cfjoin.amend(config, results, {p.token: p.message_id for p in probes})
 
 
 async def _await_probe(config: Config, alias: Alias, p: probe.Probe,

@@ -73,6 +73,18 @@ CODES: dict[str, str] = {
     "WATCH_FAILED": N_("watching a mailbox failed during the run"),
     "NOT_TESTED": N_("flowtest could not test, for another reason"),
     "NOTE": N_("a sentence without a more specific code"),
+    # inbound, joined with Cloudflare's activity log (issue 17)
+    "CF_NEVER_REACHED": N_(
+        "Cloudflare's log has no row for the probe: it never reached Cloudflare"),
+    "CF_REJECTED": N_("Cloudflare's log says it rejected the probe (SPF/DKIM/DMARC, RBL)"),
+    "CF_FORWARD_REFUSED": N_("Cloudflare forwarded the probe and Gmail refused it (errorDetail)"),
+    "CF_DELIVERED_NOT_FILED": N_("Cloudflare delivered the probe to Gmail, which never filed it"),
+    "CF_DROPPED": N_("Cloudflare dropped the probe by a rule whose action is drop"),
+    "CF_DROPPED_CATCH_ALL": N_("Cloudflare dropped the probe by the catch-all's drop action"),
+    "CF_LOG_STATUS": N_("Cloudflare's log gives another status for the probe (quoted)"),
+    "CF_LOG_DELIVERED": N_("Cloudflare's log has the probe forwarded, with its time (note)"),
+    "CF_LOG_PENDING": N_("not in Cloudflare's log yet when the run's timeout passed (note)"),
+    "CF_LOG_UNAVAILABLE": N_("Cloudflare's activity log could not be read (note)"),
 }
 
 

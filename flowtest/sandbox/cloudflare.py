@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from flowtest.sandbox import hosts
+from flowtest.sandbox.cfapi_state import Account, log_error
 from flowtest.sandbox.checks import SpfCheck, Verdicts, check_spf
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.message import crlf, prepend, random_id, split, srs0
@@ -110,6 +113,17 @@ def envelope_sender(original: str, domain: str, secret: bytes) -> str:
     return srs0(original, domain, secret)
 
 
+def _log_fields(raw: bytes, v: Verdicts) -> dict[str, Any]:
+    """What its activity log keeps of a message besides its fate."""
+    subject = re.search(rb"(?im)^subject:[ \t]*([^\r\n]*)", raw[:64 * 1024])
+    return {"subject": subject.group(1).decode("utf-8", "replace")[:200] if subject else "",
+            "verdicts": {"spf": v.spf.result,
+                         "dkim": "pass" if v.dkim_pass else (v.dkim[0].result if v.dkim
+                                                             else "none"),
+                         "dmarc": v.dmarc.result if v.dmarc else "none",
+                         "arc": v.arc.result}}
+
+
 def _spf_comment(s: SpfCheck) -> str:
     who = s.mail_from or f"postmaster@{s.domain}"
     if s.result == "pass":
@@ -140,9 +154,12 @@ def results_clauses(v: Verdicts, helo: SpfCheck, helo_name: str, ip: str) -> lis
 
 
 class Cloudflare:
-    def __init__(self, ctx: Context, routing: Routing) -> None:
+    def __init__(self, ctx: Context, routing: Routing, account: Account | None = None) -> None:
         self.ctx = ctx
         self.routing = routing
+        # What its API shows (rules enabled or not, destinations verified)
+        # decides routing, and each message's fate goes into its activity log.
+        self.account = account or Account(routing, ctx.faults, "", "")
         self.srs_secret = secrets.token_bytes(16)
         self.server = SmtpServer(hosts.CF_MX, self, hostname="mx.cloudflare.net",
                                  tls=ctx.server_tls)
@@ -169,7 +186,7 @@ class Cloudflare:
         faults = self.ctx.faults
         no_rule = faults.value("no-rule") if faults.on("no-rule") else None
         blocked = faults.on("no-rule") and (no_rule is None or no_rule.lower() == address)
-        if blocked or self.routing.route(address) is None:
+        if blocked or self.account.route(address) is None:
             return "550 5.1.1 Address does not exist"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
@@ -188,6 +205,13 @@ class Cloudflare:
         mail_from = envelope.mail_from or ""
         message_id = message_id_of(raw)
         verdicts = await self.ctx.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo)
+        logged = _log_fields(raw, verdicts)
+
+        def log(rcpt: str, action: str, status: str, rule: str = "", error: str = "") -> None:
+            self.account.log.record(message_id=message_id, sender=mail_from, to=rcpt,
+                                    action=action, status=status, rule=rule, error=error,
+                                    **logged)
+
         # Its own verdict also checks the HELO name's SPF (the first spf= clause).
         helo_spf = await asyncio.to_thread(check_spf, ip, f"postmaster@{helo}", helo,
                                            self.ctx.resolver())
@@ -195,17 +219,29 @@ class Cloudflare:
             refusal = ("550 5.7.26 This mail has been blocked because the sender is "
                        "unauthenticated: neither SPF nor DKIM passed")
             self.ctx.truth.record("rejected", "cloudflare", message_id, "", refusal)
+            for rcpt in envelope.rcpt_tos:
+                log(rcpt, "reject", "rejected", error=refusal)
             return refusal
         if verdicts.dmarc and verdicts.dmarc.result == "fail" and verdicts.dmarc.policy == "reject":
             refusal = (f"550 5.7.1 Email rejected per DMARC policy for "
                        f"{verdicts.dmarc.from_domain}")
             self.ctx.truth.record("rejected", "cloudflare", message_id, "", refusal)
+            for rcpt in envelope.rcpt_tos:
+                log(rcpt, "reject", "rejected", error=refusal)
             return refusal
         first: Reply | None = None
         for rcpt in envelope.rcpt_tos:
             self.ctx.truth.record("accepted", "cloudflare", message_id, rcpt)
-            rule = self.routing.route(rcpt)
+            routed = self.account.route(rcpt)
+            rule = Rule("forward" if routed[0] == "forward" else "drop",
+                        routed[1]) if routed else None
+            rule_id = routed[2] if routed else ""
             if rule is None or rule.action == "drop" or self.ctx.faults.on("forward-drop"):
+                if rule and rule.action == "forward":
+                    # An internal failure: its log keeps the message in flight.
+                    log(rcpt, "forward", "processing", rule_id)
+                else:
+                    log(rcpt, "drop", "dropped", rule_id)
                 self.ctx.truth.record("dropped", "cloudflare", message_id, rcpt,
                                       "forward-drop fault" if rule and rule.action == "forward"
                                       else "drop rule")
@@ -220,11 +256,13 @@ class Cloudflare:
             if delay > 0:
                 task = asyncio.get_running_loop().create_task(
                     self._relay_later(delay, envelope_from, rcpt, rule.destination, copy,
-                                      message_id))
+                                      message_id, log, rule_id))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 continue
             reply = await self._relay(envelope_from, rcpt, rule.destination, copy, message_id)
+            log(rcpt, "forward", "delivered" if reply.ok else "deliveryFailed", rule_id,
+                log_error(reply.code, reply.text) if not reply.ok else "")
             if self.ctx.faults.on("duplicate") and reply.ok:
                 await self._relay(envelope_from, rcpt, rule.destination, copy, message_id)
             if first is None or (not reply.ok and first.ok):
@@ -236,9 +274,12 @@ class Cloudflare:
         return "250 2.0.0 Ok: queued"
 
     async def _relay_later(self, delay: float, envelope_from: str, rcpt: str, destination: str,
-                           copy: bytes, message_id: str) -> None:
+                           copy: bytes, message_id: str, log: Callable[..., None],
+                           rule_id: str) -> None:
         await asyncio.sleep(delay)
-        await self._relay(envelope_from, rcpt, destination, copy, message_id)
+        reply = await self._relay(envelope_from, rcpt, destination, copy, message_id)
+        log(rcpt, "forward", "delivered" if reply.ok else "deliveryFailed", rule_id,
+            log_error(reply.code, reply.text) if not reply.ok else "")
 
     async def _relay(self, envelope_from: str, rcpt: str, destination: str, copy: bytes,
                      message_id: str) -> Reply:

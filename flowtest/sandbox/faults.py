@@ -31,7 +31,24 @@ CATALOGUE: dict[str, str] = {
     "duplicate": "Cloudflare forwards each message twice",
     "gmail-send-limit": ("smtp.gmail.com refuses all sending: 550 5.4.5 Daily user sending "
                          "limit exceeded"),
+    "cf-destination-unverified": ("the Gmail address is not a verified destination in "
+                                  "Cloudflare, so its rules stay disabled (550 5.1.1)"),
+    "cf-rule-disabled": ("the routing rules are disabled in Cloudflare, or one "
+                         "(cf-rule-disabled=ADDRESS): 550 5.1.1"),
+    "cf-routing-misconfigured": ("Email Routing's status is misconfigured: the SPF record it "
+                                 "expects is missing from DNS"),
+    "cf-token-scope": ("the API token lacks a permission (cf-token-scope=NAME, default "
+                       "Email Routing Addresses Read)"),
+    "cf-log-lag": "Cloudflare's activity log shows rows S seconds late (cf-log-lag=S, default 60)",
+    "cf-catch-all-drop": "the catch-all is enabled with action drop: mistyped addresses vanish",
+    "gmail-silent-discard": ("Gmail answers 250 to Cloudflare and never files the message "
+                             "(Cloudflare's log says delivered)"),
 }
+
+# What a read-only token for flowtest holds (the dashboard's names, docs/setup.md);
+# cf-token-scope=NAME takes one away.
+TOKEN_PERMISSIONS = ("Zone Read", "Zone Settings Read", "Email Routing Rules Read",
+                     "Email Routing Addresses Read", "Analytics Read")
 
 # Faults that only change DNS answers (the doctor's business).
 DNS_FAULTS = frozenset({"mx-icloud", "spf-duplicate", "dkim-missing", "dmarc-reject"})
@@ -42,7 +59,12 @@ def parse(spec: str) -> tuple[str, str | None]:
     name = name.strip()
     if name not in CATALOGUE:
         raise UnknownFault(name, sorted(CATALOGUE))
-    if name == "forward-delay":
+    if name == "cf-log-lag":
+        value = value or "60"
+    if name == "cf-token-scope" and value and value.strip() not in TOKEN_PERMISSIONS:
+        raise UnknownFault(f"{name}={value} (NAME is one of {', '.join(TOKEN_PERMISSIONS)})",
+                           sorted(CATALOGUE))
+    if name in ("forward-delay", "cf-log-lag"):
         value = value or "5"
         try:
             if float(value) < 0:

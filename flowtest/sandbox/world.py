@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from flowtest import config as cfg
 from flowtest.errors import SandboxError
 from flowtest.model import Thresholds
-from flowtest.sandbox import hosts, zone
+from flowtest.sandbox import cfapi, hosts, zone
 from flowtest.sandbox.certs import Authority
+from flowtest.sandbox.cfapi_state import Account as CloudflareAccount
 from flowtest.sandbox.cloudflare import Cloudflare, Routing
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.dns_server import DnsServer, ServFail
@@ -100,6 +101,11 @@ class World:
         self.gmail: Gmail | None = None
         self.external: External | None = None
         self.icloud: ICloud | None = None
+        # Cloudflare's account behind its API: one state with the mail path.
+        self.cf_token = secrets.token_urlsafe(30)
+        self.cf_account = CloudflareAccount(self.routing, self.faults, self.gmail_address,
+                                            self.cf_token)
+        self.cf_api: cfapi.CloudflareApi | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -125,7 +131,7 @@ class World:
             hosts.GMAIL_MX_NAME, hosts.GMAIL_SMTP_NAME, hosts.GMAIL_IMAP_NAME, "mx.google.com",
             self.names.ext_smtp, self.names.ext_mx, self.names.ext_imap, *hosts.ICLOUD_MX_HOSTS,
             # IP identities too, so any plain client that connects by address verifies.
-            hosts.GMAIL_SMTP, hosts.GMAIL_IMAP, hosts.EXT_SMTP, hosts.EXT_IMAP,
+            hosts.GMAIL_SMTP, hosts.GMAIL_IMAP, hosts.EXT_SMTP, hosts.EXT_IMAP, *cfapi.NAMES,
         ])
         self.ca_file = authority.write_ca(self._workdir / "sandbox-ca.pem")
         self.dns = DnsServer(hosts.DNS, self._lookup)
@@ -138,7 +144,8 @@ class World:
         if self.catch_all:
             from flowtest.sandbox.cloudflare import Rule
             self.routing.catch_all = Rule("forward", self.gmail_address)
-        self.cloudflare = Cloudflare(self.ctx, self.routing)
+        self.cloudflare = Cloudflare(self.ctx, self.routing, self.cf_account)
+        self.cf_api = cfapi.CloudflareApi(self.cf_account, authority.server_context())
         self.gmail = Gmail(self.ctx, address=self.gmail_address,
                            app_password=self.gmail_app_password, send_as=self.aliases,
                            signs_send_as=self.gmail_signs_send_as,
@@ -172,9 +179,11 @@ class World:
         await self.external.start()
         await self.cloudflare.start()
         await self.icloud.start()
+        assert self.cf_api is not None
+        await self.cf_api.start()
 
     async def _stop(self) -> None:
-        for party in (self.external, self.cloudflare, self.gmail, self.icloud):
+        for party in (self.external, self.cloudflare, self.gmail, self.icloud, self.cf_api):
             if party is not None:
                 await party.stop()
         loop = asyncio.get_running_loop()
@@ -225,6 +234,7 @@ class World:
         if name in self.dns_servfail:
             raise ServFail(name)
         records = zone.build(self.names, self.keys, self.faults, self.dns_extra)
+        cfapi.publish(records, self.names.domain, self.faults)
         return zone.lookup_in(records, name, rdtype)
 
     # -- what a user's config sees ---------------------------------------------
@@ -270,7 +280,17 @@ class World:
             timeouts=cfg.Timeouts(connect_s=5.0, command_s=10.0,
                                   delivery_s=20.0 + 0.25 * len(self.aliases)),
             thresholds=Thresholds(latency_warn_s=5.0, latency_fail_s=15.0),
+            cloudflare=self._cloudflare_settings(),
         )
+
+    def _cloudflare_settings(self) -> cfg.CloudflareSettings | None:
+        assert self._workdir is not None
+        if self.cf_api is None or not self.cf_api.port:
+            return None
+        return cfg.CloudflareSettings(
+            api_token=Secret(f"file:{self._workdir / 'cloudflare-token'}", value=self.cf_token),
+            zone=self.names.domain, api_base=self.cf_api.api_base,
+            rdap_base=self.cf_api.rdap_base)
 
     def write_config(self, path: Path | str) -> Path:
         """Write this world's config as flowtest.toml, secrets in files beside it."""
@@ -281,9 +301,10 @@ class World:
         secrets_dir = path.parent
         gmail_file = secrets_dir / f"{path.stem}.gmail-app-password"
         probe_file = secrets_dir / f"{path.stem}.probe-password"
+        cf_file = secrets_dir / f"{path.stem}.cloudflare-token"
         ca_file = secrets_dir / f"{path.stem}.ca.pem"
         for file, value in ((gmail_file, self.gmail_app_password),
-                            (probe_file, self.probe_password)):
+                            (probe_file, self.probe_password), (cf_file, self.cf_token)):
             file.write_text(value + "\n", encoding="utf-8")
             file.chmod(0o600)
         assert conf.tls.ca_file is not None
@@ -332,6 +353,14 @@ delivery_s = {conf.timeouts.delivery_s}
 [thresholds]
 latency_warn_s = {conf.thresholds.latency_warn_s}
 latency_fail_s = {conf.thresholds.latency_fail_s}
+'''
+        if conf.cloudflare is not None:
+            text += f'''
+[cloudflare]
+api_token = "file:{cf_file}"
+zone = "{conf.cloudflare.zone}"
+api_base = "{conf.cloudflare.api_base}"
+rdap_base = "{conf.cloudflare.rdap_base}"
 '''
         # Atomic: a process waiting for this file never reads half of it.
         partial = path.with_name(path.name + ".partial")
