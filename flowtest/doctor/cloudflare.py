@@ -11,28 +11,29 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from flowtest.config import Config
+from flowtest.doctor import registration
 from flowtest.doctor.findings import Finding
+from flowtest.i18n import N_
+from flowtest.i18n import gettext as _
 from flowtest.mail.text import quote
 from flowtest.net.cloudflare import ApiReply, CloudflareClient
 from flowtest.net.dns import DnsClient
 
 MAX_RULES = 200
-EXPIRY_WARN_DAYS = 30
-TOKEN_PAGE = "My Profile → API Tokens"
+# The dashboard's labels, translated where shown (the Chinese dashboard's words).
+TOKEN_PAGE = N_("My Profile → API Tokens")
 
 # The permission each request needs (docs/setup.md), in the dashboard's words.
 PERMISSION = {
-    "zones": "Zone → Zone → Read",
-    "settings": "Zone → Zone Settings → Read",
-    "rules": "Zone → Email Routing Rules → Read",
-    "addresses": "Account → Email Routing Addresses → Read",
-    "analytics": "Zone → Analytics → Read",
+    "zones": N_("Zone → Zone → Read"),
+    "settings": N_("Zone → Zone Settings → Read"),
+    "rules": N_("Zone → Email Routing Rules → Read"),
+    "addresses": N_("Account → Email Routing Addresses → Read"),
+    "analytics": N_("Zone → Analytics → Read"),
 }
-ROUTING = "Email → Email Routing"
 
 
 def _s(value: object, limit: int = 200) -> str:
@@ -92,17 +93,20 @@ def _denied(view: View, names: tuple[str, ...]) -> list[Finding]:
         if reply is not None and reply.denied:
             out.append(Finding(
                 "CF_PERMISSION_MISSING", "error",
-                f"The API token lacks the permission {PERMISSION[name]} ({reply.describe()}), "
-                f"so flowtest cannot read this part of Email Routing.",
-                f"In the Cloudflare dashboard, {TOKEN_PAGE}: edit the token and add "
-                f"{PERMISSION[name]} (docs/setup.md lists exactly what it needs)."))
+                _("The API token lacks the permission {permission} ({reply}), so flowtest "
+                  "cannot read this part of Email Routing.").format(
+                      permission=_(PERMISSION[name]), reply=reply.describe()),
+                _("In the Cloudflare dashboard, {page}: edit the token and add {permission} "
+                  "(docs/setup.md lists exactly what it needs).").format(
+                      page=_(TOKEN_PAGE), permission=_(PERMISSION[name]))))
     if view.graph_denied:
         out.append(Finding(
             "CF_PERMISSION_MISSING", "error",
-            f"The API token lacks the permission {PERMISSION['analytics']}: lost probes cannot "
-            "be looked up in Email Routing's activity log.",
-            f"In the Cloudflare dashboard, {TOKEN_PAGE}: edit the token and add "
-            f"{PERMISSION['analytics']}."))
+            _("The API token lacks the permission {permission}: lost probes cannot be looked "
+              "up in Email Routing's activity log.").format(
+                  permission=_(PERMISSION["analytics"])),
+            _("In the Cloudflare dashboard, {page}: edit the token and add {permission}."
+              ).format(page=_(TOKEN_PAGE), permission=_(PERMISSION["analytics"]))))
     return out
 
 
@@ -110,17 +114,20 @@ def token(view: View) -> list[Finding]:
     reply = view.replies["verify"]
     if reply.unreachable:
         return [Finding("CF_API_UNREACHABLE", "error",
-                        f"Cloudflare's API could not be reached ({reply.describe()}): none of "
-                        "its checks ran. This is not an all-clear.",
-                        "Check the network, [cloudflare] api_base and the TLS settings.")]
+                        _("Cloudflare's API could not be reached ({reply}): none of its checks "
+                          "ran. This is not an all-clear.").format(reply=reply.describe()),
+                        _("Check the network, [cloudflare] api_base and the TLS settings."))]
     status = reply.result.get("status") if isinstance(reply.result, dict) else None
     if not reply.success or status != "active":
-        why = f"its status is {_s(status)}" if status else reply.describe()
+        why = (_("its status is {status}").format(status=_s(status)) if status
+               else reply.describe())
         return [Finding("CF_TOKEN_INVALID", "error",
-                        f"Cloudflare refuses the API token ({why}): none of its checks ran.",
-                        f"In the Cloudflare dashboard, {TOKEN_PAGE}: roll the token or create "
-                        "a new one (docs/setup.md), and update [cloudflare] api_token.")]
-    return [Finding("CF_TOKEN_OK", "info", "The Cloudflare API token is active.")]
+                        _("Cloudflare refuses the API token ({why}): none of its checks ran."
+                          ).format(why=why),
+                        _("In the Cloudflare dashboard, {page}: roll the token or create a new "
+                          "one (docs/setup.md), and update [cloudflare] api_token.").format(
+                              page=_(TOKEN_PAGE)))]
+    return [Finding("CF_TOKEN_OK", "info", _("The Cloudflare API token is active."))]
 
 
 async def zone(view: View, zone_name: str, dns: DnsClient) -> list[Finding]:
@@ -129,18 +136,21 @@ async def zone(view: View, zone_name: str, dns: DnsClient) -> list[Finding]:
         return []
     if not view.zone:
         return [Finding("CF_ZONE_NOT_FOUND", "error",
-                        f"This token sees no zone named {zone_name} ({reply.describe()}).",
-                        f"Check [cloudflare] zone, and that the token's Zone Resources include "
-                        f"{zone_name} ({TOKEN_PAGE}).")]
+                        _("This token sees no zone named {zone} ({reply}).").format(
+                            zone=zone_name, reply=reply.describe()),
+                        _("Check [cloudflare] zone, and that the token's Zone Resources include "
+                          "{zone} ({page}).").format(zone=zone_name, page=_(TOKEN_PAGE)))]
     out = []
     status = _s(view.zone.get("status"), 40)
     if status != "active":
+        # status is Cloudflare's own word (pending, moved…), quoted as it is.
         out.append(Finding("CF_ZONE_PENDING", "error",
-                           f"The zone {zone_name} is {status or 'not active'} at Cloudflare: "
-                           "until it is active, Cloudflare does not answer for it and Email "
-                           "Routing receives nothing.",
-                           "At your registrar, set the two name servers Cloudflare shows under "
-                           "Overview; then on Overview click \"Check nameservers now\"."))
+                           _("The zone {zone} is {status} at Cloudflare: until it is active, "
+                             "Cloudflare does not answer for it and Email Routing receives "
+                             "nothing.").format(zone=zone_name, status=status or _("not active")),
+                           _("At your registrar, set the two name servers Cloudflare shows "
+                             "under Overview; then on Overview click \"Check nameservers "
+                             "now\".")))
     assigned = sorted(_s(n, 255).lower().rstrip(".") for n in view.zone.get("name_servers") or []
                       if isinstance(n, str))
     ns = await dns.query(zone_name, "NS")
@@ -149,45 +159,51 @@ async def zone(view: View, zone_name: str, dns: DnsClient) -> list[Finding]:
         if served != assigned:
             out.append(Finding(
                 "CF_NS_MISMATCH", "error",
-                f"DNS serves the name servers {', '.join(served) or 'none'}, but Cloudflare "
-                f"assigned {', '.join(assigned)} to this zone: the world may not see the "
-                "records you set in Cloudflare.",
-                "At your registrar, set exactly the two name servers shown in Cloudflare's "
-                "Overview (DNS → Records shows them too), and remove any others."))
+                _("DNS serves the name servers {served}, but Cloudflare assigned {assigned} "
+                  "to this zone: the world may not see the records you set in Cloudflare."
+                  ).format(served=", ".join(served) or "-", assigned=", ".join(assigned)),
+                _("At your registrar, set exactly the two name servers shown in Cloudflare's "
+                  "Overview (DNS → Records shows them too), and remove any others.")))
     return out
 
 
 def settings(view: View) -> list[Finding]:
     reply = view.replies.get("settings")
     if reply is None or not reply.success or not isinstance(reply.result, dict):
-        return [] if reply is None or reply.denied else [_unread("Email Routing's settings",
-                                                                 reply)]
+        return [] if reply is None or reply.denied else [
+            _unread(_("Email Routing's settings"), reply)]
     s = reply.result
     if s.get("enabled") is not True:
         return [Finding("CF_ROUTING_DISABLED", "error",
-                        "Email Routing is not enabled for the zone: mail to every alias bounces "
-                        "or goes elsewhere.",
-                        f"In the Cloudflare dashboard, {ROUTING}: click \"Enable Email "
-                        "Routing\" and add the records it proposes.")]
+                        _("Email Routing is not enabled for the zone: mail to every alias "
+                          "bounces or goes elsewhere."),
+                        _("In the Cloudflare dashboard, Email → Email Routing: click \"Enable "
+                          "Email Routing\" and add the records it proposes."))]
     status = _s(s.get("status"), 40)
     if status == "ready":
-        return [Finding("CF_ROUTING_READY", "info", "Email Routing is enabled and ready.")]
-    meaning = {
-        "misconfigured": "the DNS records it needs are not all in place",
-        "misconfigured/locked": "its DNS records are missing and locked against changes",
-        "unlocked": "its DNS records were unlocked and may be edited away",
-        "unconfigured": "it was never set up",
-    }.get(status, "Cloudflare gives no more detail")
+        return [Finding("CF_ROUTING_READY", "info", _("Email Routing is enabled and ready."))]
+    said = {
+        "misconfigured": N_("the DNS records it needs are not all in place"),
+        "misconfigured/locked": N_("its DNS records are missing and locked against changes"),
+        "unlocked": N_("its DNS records were unlocked and may be edited away"),
+        "unconfigured": N_("it was never set up"),
+    }.get(status, N_("Cloudflare gives no more detail"))
+    meaning = _(said)
+    # status is Cloudflare's own word, quoted as it is; meaning says it in words.
     return [Finding("CF_ROUTING_STATUS", "warning" if status == "unlocked" else "error",
-                    f"Email Routing's status is {status or 'unknown'}: {meaning}.",
-                    f"In the Cloudflare dashboard, {ROUTING} → Settings: review the DNS "
-                    "records and click \"Add records and enable\" (or \"Lock DNS records\").")]
+                    _("Email Routing's status is {status}: {meaning}.").format(
+                        status=status or _("unknown"), meaning=meaning),
+                    _("In the Cloudflare dashboard, Email → Email Routing → Settings: review "
+                      "the DNS records and click \"Add records and enable\" (or \"Lock DNS "
+                      "records\")."))]
 
 
 def _unread(what: str, reply: ApiReply) -> Finding:
     return Finding("CF_API_ERROR", "warning",
-                   f"Cloudflare's API did not give {what} ({reply.describe()}), so it could "
-                   "not be checked. This is not an all-clear.", "Try again later.")
+                   _("Cloudflare's API did not give {what} ({reply}), so it could not be "
+                     "checked. This is not an all-clear.").format(what=what,
+                                                                  reply=reply.describe()),
+                   _("Try again later."))
 
 
 def _missing_records(result: object) -> list[dict[str, Any]]:
@@ -204,7 +220,7 @@ async def records(view: View, dns: DnsClient) -> list[Finding]:
     if reply is None or reply.denied:
         return []
     if not reply.success:
-        return [_unread("the records Email Routing expects", reply)]
+        return [_unread(_("the records Email Routing expects"), reply)]
     out = []
     for rec in _missing_records(reply.result):
         rtype = _s(rec.get("type"), 10).upper()
@@ -213,14 +229,16 @@ async def records(view: View, dns: DnsClient) -> list[Finding]:
         served = await dns.query(name, rtype) if rtype in ("MX", "TXT") and name else None
         there = served is not None and any(
             content.lower().rstrip(".") in r.lower() for r in served.records)
-        truth = ("DNS does serve it now, so Cloudflare has not re-checked yet" if there else
-                 "DNS indeed does not serve it" if served is not None and not served.failed
-                 else "DNS could not be asked")
+        truth = (_("DNS does serve it now, so Cloudflare has not re-checked yet") if there
+                 else _("DNS indeed does not serve it")
+                 if served is not None and not served.failed else _("DNS could not be asked"))
         out.append(Finding("CF_RECORD_MISSING", "warning" if there else "error",
-                           f"Cloudflare says the {rtype} record {content!r} at {name} is "
-                           f"missing; {truth}.",
-                           f"In the Cloudflare dashboard, {ROUTING} → Settings: click \"Add "
-                           f"records and enable\" (or add the {rtype} record in DNS → Records)."))
+                           _("Cloudflare says the {rtype} record {content} at {name} is "
+                             "missing; {truth}.").format(rtype=rtype, content=repr(content),
+                                                         name=name, truth=truth),
+                           _("In the Cloudflare dashboard, Email → Email Routing → Settings: "
+                             "click \"Add records and enable\" (or add the {rtype} record in "
+                             "DNS → Records).").format(rtype=rtype)))
     return out
 
 
@@ -265,56 +283,66 @@ def aliases(view: View, config: Config) -> list[Finding]:
     if reply is None or reply.denied:
         return []
     if not reply.success:
-        return [_unread("the routing rules", reply)]
+        return [_unread(_("the routing rules"), reply)]
     rules = rule_views(reply.result)
     gmail = config.gmail.address.lower()
     known = destinations(view)
     out: list[Finding] = []
-    create = (f"In the Cloudflare dashboard, {ROUTING} → Routing rules: \"Create address\", "
-              f"custom address {{alias}}, action \"Send to an email\", destination {gmail}.")
     for alias in config.aliases:
         mine = sorted((r for r in rules if r.address == alias.address), key=lambda r: r.order)
         if not mine:
             out.append(Finding("CF_RULE_MISSING", "error",
-                               f"No routing rule matches {alias.address}: Cloudflare answers "
-                               "550 5.1.1 Address does not exist (or the catch-all takes it).",
-                               create.format(alias=alias.local)))
+                               _("No routing rule matches {address}: Cloudflare answers 550 "
+                                 "5.1.1 Address does not exist (or the catch-all takes it)."
+                                 ).format(address=alias.address),
+                               _("In the Cloudflare dashboard, Email → Email Routing → Routing "
+                                 "rules: \"Create address\", custom address {alias}, action "
+                                 "\"Send to an email\", destination {gmail}.").format(
+                                     alias=alias.local, gmail=gmail)))
             continue
         if len(mine) > 1:
             out.append(Finding("CF_RULE_DUPLICATE", "warning",
-                               f"{len(mine)} rules match {alias.address}; only the newest "
-                               "applies, so the others only confuse whoever edits them.",
-                               f"In {ROUTING} → Routing rules, delete the older rules for "
-                               f"{alias.address}."))
+                               _("{count} rules match {address}; only the newest applies, so "
+                                 "the others only confuse whoever edits them.").format(
+                                     count=len(mine), address=alias.address),
+                               _("In Email → Email Routing → Routing rules, delete the older "
+                                 "rules for {address}.").format(address=alias.address)))
         rule = mine[-1]  # of several rules for one address only the newest applies
         if rule.action == "drop":
             out.append(Finding("CF_RULE_DROP", "error",
-                               f"The rule for {alias.address} drops the mail: it is accepted "
-                               "and never delivered, and the sender is not told.",
-                               f"In {ROUTING} → Routing rules, edit {alias.address}: action "
-                               f"\"Send to an email\", destination {gmail}."))
+                               _("The rule for {address} drops the mail: it is accepted and "
+                                 "never delivered, and the sender is not told.").format(
+                                     address=alias.address),
+                               _("In Email → Email Routing → Routing rules, edit {address}: "
+                                 "action \"Send to an email\", destination {gmail}.").format(
+                                     address=alias.address, gmail=gmail)))
         elif rule.action != "forward":
             out.append(Finding("CF_RULE_ELSEWHERE", "warning",
-                               f"The rule for {alias.address} sends mail to a Worker "
-                               f"({rule.action}), not to {gmail}.",
-                               f"If that is not intended, edit the rule in {ROUTING}."))
+                               _("The rule for {address} sends mail to a Worker ({action}), "
+                                 "not to {gmail}.").format(address=alias.address,
+                                                           action=rule.action, gmail=gmail),
+                               _("If that is not intended, edit the rule in Email → Email "
+                                 "Routing.")))
         elif gmail not in rule.destinations:
             out.append(Finding("CF_RULE_ELSEWHERE", "warning",
-                               f"The rule for {alias.address} forwards to "
-                               f"{', '.join(rule.destinations) or 'nobody'}, not to {gmail}: "
-                               "probes to it can never reach the configured Gmail.",
-                               f"In {ROUTING} → Routing rules, edit {alias.address}: "
-                               f"destination {gmail} (or fix [gmail] address)."))
+                               _("The rule for {address} forwards to {destinations}, not to "
+                                 "{gmail}: probes to it can never reach the configured Gmail."
+                                 ).format(address=alias.address, gmail=gmail,
+                                          destinations=", ".join(rule.destinations) or "-"),
+                               _("In Email → Email Routing → Routing rules, edit {address}: "
+                                 "destination {gmail} (or fix [gmail] address).").format(
+                                     address=alias.address, gmail=gmail)))
         if not rule.enabled:
             unverified = known is not None and rule.action == "forward" and any(
                 not known.get(d, False) for d in rule.destinations)
             out.append(Finding("CF_RULE_DISABLED", "error",
-                               f"The rule for {alias.address} is disabled"
-                               + (" (its destination is not verified, and Cloudflare keeps "
-                                  "such rules disabled)" if unverified else "")
-                               + ": Cloudflare answers 550 5.1.1 for it.",
-                               f"In {ROUTING} → Routing rules, switch the rule for "
-                               f"{alias.address} to Active."))
+                               (_("The rule for {address} is disabled (its destination is not "
+                                  "verified, and Cloudflare keeps such rules disabled): "
+                                  "Cloudflare answers 550 5.1.1 for it.") if unverified else
+                                _("The rule for {address} is disabled: Cloudflare answers 550 "
+                                  "5.1.1 for it.")).format(address=alias.address),
+                               _("In Email → Email Routing → Routing rules, switch the rule "
+                                 "for {address} to Active.").format(address=alias.address)))
     out += _destinations(view, rules, gmail, known)
     out += _others(rules, config, gmail)
     return out
@@ -324,27 +352,29 @@ def _destinations(view: View, rules: list[RuleView], gmail: str,
                   known: dict[str, bool] | None) -> list[Finding]:
     if known is None:
         reply = view.replies.get("addresses")
-        return [] if reply is None or reply.denied else [_unread("the destination addresses",
-                                                                 reply)]
+        return [] if reply is None or reply.denied else [
+            _unread(_("the destination addresses"), reply)]
     out = []
-    verify = (f"In {ROUTING} → Destination addresses: add {gmail} (or \"Resend verification\"), "
-              "then click the link in the mail Cloudflare sends to it.")
+    verify = _("In Email → Email Routing → Destination addresses: add {gmail} (or \"Resend "
+               "verification\"), then click the link in the mail Cloudflare sends to it."
+               ).format(gmail=gmail)
     if gmail not in known:
         out.append(Finding("CF_DESTINATION_MISSING", "error",
-                           f"{gmail} is not a destination address of this account: no rule "
-                           "can forward to it.", verify))
+                           _("{gmail} is not a destination address of this account: no rule "
+                             "can forward to it.").format(gmail=gmail), verify))
     elif not known[gmail]:
         out.append(Finding("CF_DESTINATION_UNVERIFIED", "error",
-                           f"The destination {gmail} is not verified: Cloudflare keeps every "
-                           "rule that forwards to it disabled.", verify))
+                           _("The destination {gmail} is not verified: Cloudflare keeps every "
+                             "rule that forwards to it disabled.").format(gmail=gmail), verify))
     gone = sorted({d for r in rules if r.action == "forward" for d in r.destinations
                    if d not in known})
     for d in gone:
         out.append(Finding("CF_RULE_DESTINATION_GONE", "warning",
-                           f"Rules forward to {d}, which is no longer a destination address: "
-                           "Cloudflare disabled them when it was deleted.",
-                           f"In {ROUTING}: add {d} again under Destination addresses, or "
-                           "point those rules elsewhere."))
+                           _("Rules forward to {address}, which is no longer a destination "
+                             "address: Cloudflare disabled them when it was deleted.").format(
+                                 address=d),
+                           _("In Email → Email Routing: add {address} again under Destination "
+                             "addresses, or point those rules elsewhere.").format(address=d)))
     return out
 
 
@@ -356,18 +386,21 @@ def _others(rules: list[RuleView], config: Config, gmail: str) -> list[Finding]:
             continue
         if r.action == "drop" and r.enabled:
             out.append(Finding("CF_RULE_DROP", "info",
-                               f"The rule for {r.address} (not an alias in the config) drops "
-                               "its mail.", ""))
+                               _("The rule for {address} (not an alias in the config) drops "
+                                 "its mail.").format(address=r.address), ""))
         elif r.action == "forward" and gmail not in r.destinations and r.enabled:
             out.append(Finding("CF_RULE_ELSEWHERE", "info",
-                               f"The rule for {r.address} (not an alias in the config) "
-                               f"forwards to {', '.join(r.destinations)}.", ""))
+                               _("The rule for {address} (not an alias in the config) "
+                                 "forwards to {destinations}.").format(
+                                     address=r.address, destinations=", ".join(r.destinations)),
+                               ""))
     used = len(rules)
     out.append(Finding("CF_RULES_LIMIT", "warning" if used >= MAX_RULES * 0.9 else "info",
-                       f"{used} of the {MAX_RULES} routing rules a zone may have are in use.",
+                       _("{used} of the {limit} routing rules a zone may have are in use."
+                         ).format(used=used, limit=MAX_RULES),
                        "" if used < MAX_RULES * 0.9 else
-                       f"Delete unused rules in {ROUTING}, or route rarely used addresses "
-                       "through the catch-all."))
+                       _("Delete unused rules in Email → Email Routing, or route rarely used "
+                         "addresses through the catch-all.")))
     return out
 
 
@@ -376,94 +409,27 @@ def catch_all(view: View) -> list[Finding]:
     if reply is None or reply.denied:
         return []
     if not reply.success or not isinstance(reply.result, dict):
-        return [_unread("the catch-all", reply)]
+        return [_unread(_("the catch-all"), reply)]
     c = reply.result
     actions = _list(c.get("actions"))
     action = _s(actions[0].get("type"), 20) if actions else ""
     if c.get("enabled") is not True:
         return [Finding("CF_CATCH_ALL", "info",
-                        "The catch-all is disabled: mail to a mistyped address bounces with "
-                        "550 5.1.1, so its sender learns of the mistake.")]
+                        _("The catch-all is disabled: mail to a mistyped address bounces with "
+                          "550 5.1.1, so its sender learns of the mistake."))]
     if action == "drop":
         return [Finding("CF_CATCH_ALL_DROP", "warning",
-                        "The catch-all is enabled with action drop: mail to any mistyped or "
-                        "unknown address is accepted and silently thrown away; its sender "
-                        "never learns it was lost.",
-                        f"In {ROUTING} → Routing rules → Catch-all address: disable it (senders "
-                        "then get a bounce), or send it to your Gmail address.")]
+                        _("The catch-all is enabled with action drop: mail to any mistyped or "
+                          "unknown address is accepted and silently thrown away; its sender "
+                          "never learns it was lost."),
+                        _("In Email → Email Routing → Routing rules → Catch-all address: "
+                          "disable it (senders then get a bounce), or send it to your Gmail "
+                          "address."))]
+    # action is Cloudflare's own word (forward, worker), quoted as it is.
     return [Finding("CF_CATCH_ALL", "info",
-                    f"The catch-all is enabled ({action or 'unknown action'}): mail to any "
-                    "address at the domain, mistyped or not, is accepted, and spammers who "
-                    "guess addresses reach you too.")]
-
-
-async def dnssec(view: View, domain: str, dns: DnsClient) -> list[Finding]:
-    reply = view.replies.get("dnssec")
-    if reply is None or not reply.success or not isinstance(reply.result, dict):
-        return []
-    status = _s(reply.result.get("status"), 20)
-    ds_cf = _s(reply.result.get("ds"), 500)
-    parent = await dns.query(domain, "DS")
-    if parent.failed:
-        return []
-    published = list(parent.records)
-    if published and status != "active":
-        return [Finding("CF_DNSSEC_STALE_DS", "error",
-                        f"The parent zone publishes a DS record for {domain}, but DNSSEC is "
-                        f"{status or 'off'} at Cloudflare: validating resolvers reject every "
-                        "answer, so for many senders the whole domain does not resolve.",
-                        "Remove the DS record at your registrar, or in Cloudflare's DNS → "
-                        "Settings enable DNSSEC and publish the DS record it shows.")]
-    if published and ds_cf:
-        fields = ds_cf.split()
-        wanted = " ".join(fields[-4:]).lower() if len(fields) >= 4 else ds_cf.lower()
-        if not any(wanted.replace(" ", "") in p.lower().replace(" ", "") for p in published):
-            return [Finding("CF_DNSSEC_STALE_DS", "error",
-                            f"The DS record the parent publishes for {domain} does not match "
-                            "Cloudflare's key: validating resolvers reject the domain.",
-                            "At your registrar, replace the DS record with the one Cloudflare "
-                            "shows under DNS → Settings → DNSSEC.")]
-    if status == "active" and not published:
-        return [Finding("CF_DNSSEC_PENDING", "warning",
-                        "DNSSEC is on at Cloudflare, but the parent zone publishes no DS "
-                        "record, so nothing is protected yet.",
-                        "Add the DS record Cloudflare shows (DNS → Settings → DNSSEC) at your "
-                        "registrar.")]
-    return [Finding("CF_DNSSEC_OK", "info",
-                    f"DNSSEC: {'signed, and the parent' if published else 'off, and the parent'}"
-                    f" {'publishes a matching DS' if published else 'publishes no DS'}.")]
-
-
-def expiry(view: View, domain: str, now: float | None = None) -> list[Finding]:
-    status, doc, failure = view.rdap
-    if doc is None:
-        return [Finding("RDAP_UNAVAILABLE", "info",
-                        f"The registration of {domain} could not be read through RDAP "
-                        f"({failure or f'HTTP {status}'}); its expiry was not checked.")]
-    when = None
-    for event in _list(doc.get("events")):
-        if event.get("eventAction") == "expiration" and isinstance(event.get("eventDate"), str):
-            try:
-                when = datetime.fromisoformat(event["eventDate"].replace("Z", "+00:00"))
-            except ValueError:
-                when = None
-    if when is None or when.tzinfo is None:
-        return [Finding("RDAP_UNAVAILABLE", "info",
-                        f"The registry's RDAP answer for {domain} has no expiry date.")]
-    days = (when.timestamp() - (time.time() if now is None else now)) / 86400
-    date = when.date().isoformat()
-    if days < 0:
-        return [Finding("DOMAIN_EXPIRED", "error",
-                        f"The registration of {domain} expired on {date}: once the registry "
-                        "removes it, no mail reaches any alias.",
-                        "Renew the domain at your registrar now.")]
-    if days < EXPIRY_WARN_DAYS:
-        return [Finding("DOMAIN_EXPIRES_SOON", "warning",
-                        f"The registration of {domain} expires on {date}, in {int(days)} days "
-                        "(free one-year domains are not always renewed automatically).",
-                        "Renew the domain at your registrar, or turn on auto-renew.")]
-    return [Finding("DOMAIN_EXPIRY", "info",
-                    f"The registration of {domain} runs until {date}.")]
+                    _("The catch-all is enabled ({action}): mail to any address at the domain, "
+                      "mistyped or not, is accepted, and spammers who guess addresses reach you "
+                      "too.").format(action=action or "?"))]
 
 
 async def diagnose(config: Config, dns: DnsClient) -> list[Finding]:
@@ -471,9 +437,9 @@ async def diagnose(config: Config, dns: DnsClient) -> list[Finding]:
     cf = config.cloudflare
     if cf is None:
         return [Finding("CF_NOT_CONFIGURED", "info",
-                        "No [cloudflare] section: Cloudflare's own view (routing rules, "
-                        "destinations, the activity log) was not checked.",
-                        "Add a read-only API token as docs/setup.md describes.")]
+                        _("No [cloudflare] section: Cloudflare's own view (routing rules, "
+                          "destinations, the activity log) was not checked."),
+                        _("Add a read-only API token as docs/setup.md describes."))]
     async with CloudflareClient(cf, tls=config.tls, dns=config.dns,
                                 timeout_s=config.timeouts.command_s) as client:
         view = await read(client, cf.zone, config.domain)
@@ -482,5 +448,6 @@ async def diagnose(config: Config, dns: DnsClient) -> list[Finding]:
         return first
     return [*first, *_denied(view, ("zones", "settings", "rules", "addresses")),
             *await zone(view, cf.zone, dns), *settings(view), *await records(view, dns),
-            *aliases(view, config), *catch_all(view), *await dnssec(view, config.domain, dns),
-            *expiry(view, config.domain)]
+            *aliases(view, config), *catch_all(view),
+            *await registration.dnssec(view.replies.get("dnssec"), config.domain, dns),
+            *registration.expiry(view.rdap, config.domain)]
