@@ -13,17 +13,20 @@ from typing import Any
 from flowtest.cli import console as show
 from flowtest.cli.target import add_config_option, opened
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
+from flowtest.i18n import ngettext
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("explain", help="complete a run's diagnoses from Cloudflare's log",
-                        description="Look up the lost, late, spammed or bounced inbound probes "
-                                    "of a past run in Cloudflare's activity log (needs "
-                                    "[cloudflare]) and amend its report.json and the history.")
-    sp.add_argument("run_id", metavar="RUN_ID", help="the run's id (or 'latest')")
+    sp = sub.add_parser("explain", help=_("complete a run's diagnoses from Cloudflare's log"),
+                        description=_("Look up the lost, late, spammed or bounced inbound "
+                                      "probes of a past run in Cloudflare's activity log "
+                                      "(needs [cloudflare]) and amend its report.json and the "
+                                      "history."))
+    sp.add_argument("run_id", metavar="RUN_ID", help=_("the run's id (or 'latest')"))
     add_config_option(sp)
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
-                    help="the report folder (default: reports/)")
+                    help=_("the report folder (default: reports/)"))
     sp.set_defaults(func=main)
 
 
@@ -33,7 +36,8 @@ def find_run(report_dir: Path, run_id: str) -> Path:
         # The id is matched, never globbed: it comes from the command line.
         folders = [f for f in folders if f.parent.name.endswith("-" + run_id)]
     if not folders:
-        raise ConfigError(f"no run {run_id!r} here", file=report_dir)
+        raise ConfigError(_("no run {run_id} here").format(run_id=repr(run_id)),
+                          file=report_dir)
     return folders[-1]
 
 
@@ -78,15 +82,16 @@ def main(args: argparse.Namespace) -> int:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the report: {exc}", file=path) from None
+        raise ConfigError(_("cannot read the report: {error}").format(error=exc),
+                          file=path) from None
     if not isinstance(report, dict):
-        raise ConfigError("not a flowtest report", file=path)
+        raise ConfigError(_("not a flowtest report"), file=path)
     out = show.console()
     with opened(args, sandbox=False) as target:
         config = target.config
         if config.cloudflare is None:
-            raise ConfigError("no [cloudflare] section: Cloudflare's log cannot be read "
-                              "(docs/setup.md)", file=args.config)
+            raise ConfigError(_("no [cloudflare] section: Cloudflare's log cannot be read "
+                                "(docs/setup.md)"), file=args.config)
         amended = asyncio.run(cfjoin.explain(config, report))
     if amended:
         json_report.write(report, path)
@@ -95,11 +100,13 @@ def main(args: argparse.Namespace) -> int:
     for p in report.get("probes", []):
         log = p.get("cloudflare_log") if isinstance(p, dict) else None
         if isinstance(log, dict):
-            show.say(out, f"{p.get('alias')}: {p.get('verdict')}, Cloudflare's log "
-                          f"{log.get('state')}")
+            # verdict and state are machine words (pass/warn/fail, found/absent…).
+            show.say(out, _("{alias}: {verdict}, Cloudflare's log: {state}").format(
+                alias=p.get("alias"), verdict=p.get("verdict"), state=log.get("state")))
             for f in p.get("findings", []):
                 if str(f.get("code", "")) in cfjoin.JOIN_CODES:
                     show.say(out, f"  [{f.get('code')}] {f.get('message')}")
-    show.say(out, f"amended {amended} probe(s) in {path}" if amended
-              else "nothing left to explain in this run")
+    show.say(out, ngettext("amended {count} probe in {path}", "amended {count} probes in {path}",
+                           amended).format(count=amended, path=path) if amended
+              else _("nothing left to explain in this run"))
     return 0 if report.get("verdict") in ("pass", "warn") else 1

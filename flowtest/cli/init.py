@@ -10,36 +10,39 @@ from typing import Any
 
 from flowtest.cli import console as show
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
+from flowtest.i18n import ngettext
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("init", help="write a commented flowtest.toml template",
-                        description="Write a commented config template to fill in.")
+    sp = sub.add_parser("init", help=_("write a commented flowtest.toml template"),
+                        description=_("Write a commented config template to fill in."))
     sp.add_argument("--path", metavar="FILE", type=Path, default=Path("flowtest.toml"),
-                    help="where to write it (default: ./flowtest.toml)")
-    sp.add_argument("--domain", help="your domain (e.g. example.me)")
+                    help=_("where to write it (default: ./flowtest.toml)"))
+    sp.add_argument("--domain", help=_("your domain (e.g. example.me)"))
     sp.add_argument("--alias", dest="aliases", metavar="NAME", action="append",
-                    help="an alias to test (repeatable)")
-    sp.add_argument("--gmail", help="the Gmail address Cloudflare forwards to")
-    sp.add_argument("--probe", help="the probe account's address (another provider)")
+                    help=_("an alias to test (repeatable)"))
+    sp.add_argument("--gmail", help=_("the Gmail address Cloudflare forwards to"))
+    sp.add_argument("--probe", help=_("the probe account's address (another provider)"))
     sp.add_argument("--probe-provider", metavar="NAME",
-                    help="the probe account's provider: gmail, outlook, icloud, qq, 163, "
-                         "fastmail, yahoo or custom (default: guessed from --probe)")
+                    help=_("the probe account's provider: gmail, outlook, icloud, qq, 163, "
+                           "fastmail, yahoo or custom (default: guessed from --probe)"))
     sp.add_argument("--secrets", choices=("env", "file", "keyring"),
-                    help="where the passwords will come from (default env)")
+                    help=_("where the passwords will come from (default env)"))
     sp.add_argument("--non-interactive", action="store_true",
-                    help="never ask; take flags and defaults (also when stdin is not a "
-                         "terminal)")
-    sp.add_argument("--force", action="store_true", help="overwrite an existing file")
-    cf = sp.add_argument_group("from Cloudflare")
+                    help=_("never ask; take flags and defaults (also when stdin is not a "
+                           "terminal)"))
+    sp.add_argument("--force", action="store_true", help=_("overwrite an existing file"))
+    cf = sp.add_argument_group(_("from Cloudflare"))
     cf.add_argument("--from-cloudflare", action="store_true",
-                    help="propose the aliases from the zone's routing rules that forward to "
-                         "--gmail (read-only API token, docs/setup.md)")
+                    help=_("propose the aliases from the zone's routing rules that forward to "
+                           "--gmail (read-only API token, docs/setup.md)"))
     cf.add_argument("--cloudflare-token", metavar="REF", default="env:CLOUDFLARE_API_TOKEN",
-                    help="the token by reference (default env:CLOUDFLARE_API_TOKEN); written "
-                         "into [cloudflare]")
+                    help=_("the token by reference (default env:CLOUDFLARE_API_TOKEN); "
+                           "written into [cloudflare]"))
     cf.add_argument("--sandbox", action="store_true",
-                    help="with --from-cloudflare: ask the sandbox world's Cloudflare instead")
+                    help=_("with --from-cloudflare: ask the sandbox world's Cloudflare "
+                           "instead"))
     sp.set_defaults(func=main)
 
 
@@ -51,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
 
     path: Path = args.path
     if path.exists() and not args.force:
-        raise ConfigError("already exists; use --force to overwrite it", file=path)
+        raise ConfigError(_("already exists; use --force to overwrite it"), file=path)
     interactive = not args.non_interactive and sys.stdin.isatty()
 
     def ask(value: str | None, question: str, default: str,
@@ -66,15 +69,16 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(why, key=question)
         return value
 
-    domain = ask(args.domain, "Your domain", "example.me", cfg.check_domain,
-                 "that is not a domain name").lower()
+    domain = ask(args.domain, _("Your domain"), "example.me", cfg.check_domain,
+                 _("that is not a domain name")).lower()
+
     def ask_gmail() -> str:
-        return ask(args.gmail, "Your Gmail address", "you@gmail.com", cfg.check_address,
-                   "that is not a mail address")
+        return ask(args.gmail, _("Your Gmail address"), "you@gmail.com", cfg.check_address,
+                   _("that is not a mail address"))
 
     def ask_aliases(proposed: list[str]) -> str:
         return ask(",".join(args.aliases) if args.aliases else None,
-                   "Aliases to test (comma-separated)", ",".join(proposed) or "hello")
+                   _("Aliases to test (comma-separated)"), ",".join(proposed) or "hello")
 
     if args.from_cloudflare:  # the rules are read for the Gmail address: ask it first
         gmail = ask_gmail()
@@ -83,30 +87,34 @@ def main(args: argparse.Namespace) -> int:
         alias_text = ask_aliases([])
         gmail = ask_gmail()
     aliases = tuple(a.strip() for a in alias_text.split(",") if a.strip())
-    probe = ask(args.probe, "The probe account (at another provider)", "probe@fastmail.com",
+    probe = ask(args.probe, _("The probe account (at another provider)"),
+                "probe@fastmail.com",
                 lambda a: cfg.check_address(a) and a.lower() != gmail.lower(),
-                "give a mail address other than the Gmail account")
+                _("give a mail address other than the Gmail account"))
     guess = next((name for name, p in providers.PROVIDERS.items()
                   if probe.rpartition("@")[2] in (f"{name}.com", p.imap[0].split(".", 1)[1])),
                  "custom")
-    provider = ask(args.probe_provider, "Its provider (" + ", ".join(providers.PROVIDERS)
-                   + ", custom)", guess, lambda v: v == "custom" or providers.get(v) is not None,
-                   "unknown provider")
-    secrets = ask(args.secrets, "Where passwords come from (env, file, keyring)", "env",
-                  lambda v: v in cfg.SECRET_SOURCES, "answer env, file or keyring")
+    provider = ask(args.probe_provider, _("Its provider ({names}, custom)").format(
+                       names=", ".join(providers.PROVIDERS)), guess,
+                   lambda v: v == "custom" or providers.get(v) is not None,
+                   _("unknown provider"))
+    secrets = ask(args.secrets, _("Where passwords come from (env, file, keyring)"), "env",
+                  lambda v: v in cfg.SECRET_SOURCES, _("answer env, file or keyring"))
     text = cfg.template(domain=domain, aliases=aliases, gmail=gmail, probe=probe,
                         provider=provider, secrets=secrets)
     if args.from_cloudflare and not args.sandbox:
+        # English like the rest of the template (config/template.py says why).
         text += (f'\n# Cloudflare\'s own view (docs/setup.md: a read-only token)\n[cloudflare]\n'
                  f'api_token = "{args.cloudflare_token}"\nzone = "{domain}"\n')
     cfg.parse(tomllib.loads(text), file=path)  # never write a file that would not load
     path.write_text(text, encoding="utf-8")
     profile = providers.get(provider)
     out = show.console()
-    show.say(out, f"wrote {path}")
-    show.say(out, f"next: put the Gmail app password and the probe account's "
-                  f"{profile.password_kind if profile else 'password'} where the file says "
-                  f"({secrets}), then run `flowtest login-check -c {path}`.")
+    show.say(out, _("wrote {path}").format(path=path))
+    show.say(out, _("next: put the Gmail app password and the probe account's {kind} where the "
+                    "file says ({secrets}), then run `flowtest login-check -c {path}`.").format(
+                        kind=_(profile.password_kind) if profile else _("password"),
+                        secrets=secrets, path=path))
     return 0
 
 
@@ -147,8 +155,10 @@ def _from_cloudflare(args: argparse.Namespace, domain: str, gmail: str) -> list[
         found, failure = asyncio.run(read())
     out = show.console()
     if failure:
-        raise ConfigError(f"Cloudflare's API did not list the rules ({failure})",
-                          key="--from-cloudflare")
-    show.say(out, f"Cloudflare forwards {len(found)} address(es) at {domain} to {gmail}"
-                  + (": " + ", ".join(found) if found else ""))
+        raise ConfigError(_("Cloudflare's API did not list the rules ({failure})").format(
+            failure=failure), key="--from-cloudflare")
+    show.say(out, ngettext("Cloudflare forwards {count} address at {domain} to {gmail}",
+                           "Cloudflare forwards {count} addresses at {domain} to {gmail}",
+                           len(found)).format(count=len(found), domain=domain, gmail=gmail)
+             + (": " + ", ".join(found) if found else ""))
     return [a.partition("@")[0] for a in found]

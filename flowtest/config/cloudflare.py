@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 from flowtest.secrets import Secret
 
 API_BASE = "https://api.cloudflare.com/client/v4"
@@ -48,12 +49,12 @@ def _https_base(r: _Reader, table: Mapping[str, Any], key: str, default: str) ->
     # user:password@ or a query a proxy could log.
     if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment \
             or parts.username or parts.password:
-        raise r.fail(key, f"must be an https:// URL without query or credentials, not "
-                     f"{value!r}")
+        raise r.fail(key, _("must be an https:// URL without query or credentials, not "
+                            "{value}").format(value=repr(value)))
     try:
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError:
-        raise r.fail(key, f"bad port in {value!r}") from None
+        raise r.fail(key, _("bad port in {value}").format(value=repr(value))) from None
     return value
 
 
@@ -65,14 +66,16 @@ def read(r: _Reader, data: Mapping[str, Any], domain: str,
     table = r.table(data, "cloudflare")
     r.unknown(table, "cloudflare", KEYS)
     if "api_token" not in table:
-        raise r.fail("cloudflare.api_token", "missing (give it as env:NAME, file:PATH or "
-                     "keyring:SERVICE/USER; a token with read permissions only, see "
-                     "docs/setup.md)")
+        raise r.fail("cloudflare.api_token", _("missing (give it as env:NAME, file:PATH or "
+                                               "keyring:SERVICE/USER; a token with read "
+                                               "permissions only, see docs/setup.md)"))
     zone = r.string(table, "cloudflare.zone", domain).lower().rstrip(".")
     if not check_domain(zone):
-        raise r.fail("cloudflare.zone", f"{zone!r} is not a domain name")
+        raise r.fail("cloudflare.zone", _("{zone} is not a domain name").format(
+            zone=repr(zone)))
     if domain != zone and not domain.endswith("." + zone):
-        raise r.fail("cloudflare.zone", f"{domain} is not in the zone {zone}")
+        raise r.fail("cloudflare.zone", _("{domain} is not in the zone {zone}").format(
+            domain=domain, zone=zone))
     return CloudflareSettings(
         api_token=r.secret(table, "cloudflare.api_token"), zone=zone,
         api_base=_https_base(r, table, "cloudflare.api_base", API_BASE),

@@ -1,4 +1,13 @@
-"""A new flowtest.toml: the commented template ``flowtest init`` writes."""
+"""A new flowtest.toml: the commented template ``flowtest init`` writes.
+
+Its comments stay English in every language, on purpose: the file is a
+format, not output. It outlives the session that wrote it, is edited and
+shared (in issues, on forums, between people who set ``lang`` differently),
+and its comments name keys and values that are English whatever the
+language and are explained in docs/config.md. A file that changed with
+``--lang`` would also make two users' configs differ for no reason. What
+``init`` says on screen (questions, errors, the next step) is translated.
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from flowtest.config import Config
+from flowtest.i18n import gettext as _
 from flowtest.mail import cflog
 from flowtest.mail.codes import finding
 from flowtest.model import CloudflareLog, Diagnosis, ProbeResult, worst
@@ -62,6 +63,8 @@ class LogReader:
         self.client = client
         self.zone_name = zone
         self.zone_id: str | None = None
+        # Machine text (the report's ``cloudflare_log.detail``, the same in every
+        # language): what failed, in Cloudflare's own words or an HTTP status.
         self.failure = ""
 
     async def zone(self) -> str | None:
@@ -73,8 +76,8 @@ class LogReader:
             if isinstance(zid, str) and zid.isalnum():
                 self.zone_id = zid
             else:
-                self.failure = (f"the zone {self.zone_name} could not be looked up "
-                                f"({reply.describe() if not reply.success else 'not found'})")
+                self.failure = (f"zone {self.zone_name}: "
+                                f"{reply.describe() if not reply.success else 'not found'}")
         return self.zone_id
 
     async def rows(self, message_id: str, since: float) -> list[cflog.LogRow] | None:
@@ -97,7 +100,8 @@ def judged(rows: list[cflog.LogRow] | None, *, message_id: str, alias: str, deli
     if rows is None:
         return (CloudflareLog("unavailable", message_id, looked_at, detail=failure),
                 [finding("CF_LOG_UNAVAILABLE", "pass",
-                         f"Cloudflare's activity log could not be read ({failure}).")])
+                         _("Cloudflare's activity log could not be read ({failure})."
+                           ).format(failure=failure))])
     waited = looked_at - sent_at if sent_at is not None else 0.0
     diags = cflog.judge(rows, alias=alias, delivered=delivered, sent_at=sent_at,
                         waited_s=waited, settled_s=settled_s)

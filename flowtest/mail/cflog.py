@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flowtest.i18n import gettext as _
 from flowtest.mail.codes import finding
 from flowtest.mail.text import quote
 from flowtest.model import Diagnosis
@@ -95,50 +96,59 @@ def judge(rows: list[LogRow], *, alias: str, delivered: bool, sent_at: float | N
     if not mine:
         if waited_s >= settled_s:
             return [finding("CF_NEVER_REACHED", "fail",
-                            f"Cloudflare's activity log has no row for this probe "
-                            f"{int(waited_s // 60)} minutes after it was sent: it never reached "
-                            "Cloudflare. Look before Cloudflare: the domain's MX and DNS, and "
-                            "the sending server's queue.")]
+                            _("Cloudflare's activity log has no row for this probe {minutes} "
+                              "minutes after it was sent: it never reached Cloudflare. Look "
+                              "before Cloudflare: the domain's MX and DNS, and the sending "
+                              "server's queue.").format(minutes=int(waited_s // 60)))]
         return [finding("CF_LOG_PENDING", "pass",
-                        "Not in Cloudflare's log yet: its rows appear minutes late. "
-                        "`flowtest explain RUN_ID` completes this diagnosis later.")]
+                        _("Not in Cloudflare's log yet: its rows appear minutes late. "
+                          "`flowtest explain RUN_ID` completes this diagnosis later."))]
     row = sorted(mine, key=lambda r: r.at or 0.0)[-1]   # the last event says where it ended
     if row.action == "drop":
         if row.rule.lower() in ("catch-all", "catch_all", "catchall"):
             return [finding("CF_DROPPED_CATCH_ALL", "fail",
-                            f"Cloudflare's log: dropped by the catch-all (action drop): no rule "
-                            f"for {alias} is active, and the catch-all throws such mail away "
-                            "without telling the sender.")]
+                            _("Cloudflare's log: dropped by the catch-all (action drop): no "
+                              "rule for {alias} is active, and the catch-all throws such mail "
+                              "away without telling the sender.").format(alias=alias))]
         return [finding("CF_DROPPED", "fail",
-                        f"Cloudflare's log: dropped by the rule for {alias}, whose action is "
-                        "drop. Edit it to \"Send to an email\" in Email Routing.")]
+                        _("Cloudflare's log: dropped by the rule for {alias}, whose action is "
+                          "drop. Edit it to \"Send to an email\" in Email Routing.").format(
+                              alias=alias))]
     if row.action == "reject" or row.status.startswith("reject"):
         rbl = "RBL" in row.error.upper()
-        why = ("the sending server is on a blocklist (RBL)" if rbl
-               else f"it checked {_verdicts(row)}")
+        why = (_("the sending server is on a blocklist (RBL)") if rbl
+               else _("it checked {verdicts}").format(verdicts=_verdicts(row)))
         return [finding("CF_REJECTED", "fail",
-                        f"Cloudflare's log: rejected on arrival; {why}"
-                        + (f": \u00ab{row.error}\u00bb" if row.error else "") + ".")]
+                        _("Cloudflare's log: rejected on arrival; {why}: \u00ab{error}\u00bb."
+                          ).format(why=why, error=row.error) if row.error else
+                        _("Cloudflare's log: rejected on arrival; {why}.").format(why=why))]
     if row.status == "delivered":
         if not delivered:
             return [finding("CF_DELIVERED_NOT_FILED", "fail",
-                            "Cloudflare's log says it forwarded the probe and Gmail accepted "
-                            "it (delivered), yet it is in no Gmail folder (not in INBOX, Spam "
-                            "or Trash): Gmail discarded it after accepting it. Only this join "
-                            "shows it; check Gmail's filters and blocked addresses.")]
-        after = (f", {row.at - sent_at:.0f} s after it was sent"
-                 if row.at is not None and sent_at is not None else "")
+                            _("Cloudflare's log says it forwarded the probe and Gmail accepted "
+                              "it (delivered), yet it is in no Gmail folder (not in INBOX, "
+                              "Spam or Trash): Gmail discarded it after accepting it. Only "
+                              "this join shows it; check Gmail's filters and blocked "
+                              "addresses."))]
+        if row.at is not None and sent_at is not None:
+            return [finding("CF_LOG_DELIVERED", "pass",
+                            _("Cloudflare's log has it forwarded and accepted by Gmail, "
+                              "{seconds} s after it was sent ({verdicts}).").format(
+                                  seconds=f"{row.at - sent_at:.0f}", verdicts=_verdicts(row)))]
         return [finding("CF_LOG_DELIVERED", "pass",
-                        f"Cloudflare's log has it forwarded and accepted by Gmail{after} "
-                        f"({_verdicts(row)}).")]
+                        _("Cloudflare's log has it forwarded and accepted by Gmail "
+                          "({verdicts}).").format(verdicts=_verdicts(row)))]
     if row.error:
         temporary = "transient" in row.error.lower() or " 4." in f" {row.error}"
         return [finding("CF_FORWARD_REFUSED", "fail",
-                        f"Cloudflare forwarded the probe and Gmail refused it: "
-                        f"\u00ab{row.error}\u00bb"
-                        + (". Cloudflare does not queue: the sending server must retry later."
-                           if temporary else "."))]
+                        (_("Cloudflare forwarded the probe and Gmail refused it: "
+                           "\u00ab{error}\u00bb. Cloudflare does not queue: the sending server "
+                           "must retry later.") if temporary else
+                         _("Cloudflare forwarded the probe and Gmail refused it: "
+                           "\u00ab{error}\u00bb.")).format(error=row.error))]
     # A note: the mailbox side already carries the verdict; this adds Cloudflare's words.
     return [finding("CF_LOG_STATUS", "pass",
-                    f"Cloudflare's log gives status \u00ab{row.status or '?'}\u00bb, action "
-                    f"\u00ab{row.action or '?'}\u00bb for this probe ({_verdicts(row)}).")]
+                    _("Cloudflare's log gives status \u00ab{status}\u00bb, action "
+                      "\u00ab{action}\u00bb for this probe ({verdicts}).").format(
+                          status=row.status or "?", action=row.action or "?",
+                          verdicts=_verdicts(row)))]

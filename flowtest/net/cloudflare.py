@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 
 from flowtest.config import CloudflareSettings, DnsSettings, TlsSettings
+from flowtest.i18n import gettext as _
 from flowtest.net import tls as tls_mod
 from flowtest.net.dns import DnsClient
 from flowtest.secrets import redact
@@ -64,7 +65,11 @@ class ApiReply:
         return self.http_status == 0
 
     def describe(self) -> str:
-        """Cloudflare's own words, bounded, for a finding's message."""
+        """Cloudflare's own words, bounded, for a finding's message. Machine
+        text, the same in every language: it also fills the report's
+        ``cloudflare_log.detail``, so the fragments this module writes into
+        ``errors`` ("not JSON (HTTP 502)") stay untranslated, like the
+        server's own."""
         if not self.errors:
             return f"HTTP {self.http_status}"
         return "; ".join(f"{e.code}: {e.message[:200]}" for e in self.errors[:3])
@@ -239,7 +244,7 @@ class CloudflareClient:
         """(HTTP status, the RDAP object, a failure text); follows up to 3
         redirects (rdap.org sends each TLD to its registry's server)."""
         url = f"{self.settings.rdap_base}/domain/{domain}"
-        for _ in range(4):
+        for _hop in range(4):
             try:
                 status, body, location = await self._send(
                     "GET", url, {"Accept": "application/rdap+json"})
@@ -248,11 +253,11 @@ class CloudflareClient:
             if status in (301, 302, 303, 307, 308) and location:
                 url = urljoin(url, location)
                 if urlsplit(url).scheme != "https":
-                    return status, None, "RDAP redirected to a non-https URL"
+                    return status, None, _("RDAP redirected to a non-https URL")
                 continue
             try:
                 doc = json.loads(body)
             except (ValueError, UnicodeDecodeError):
                 return status, None, f"not JSON (HTTP {status})"
             return status, doc if isinstance(doc, dict) else None, ""
-        return 0, None, "too many RDAP redirects"
+        return 0, None, _("too many RDAP redirects")
