@@ -26,7 +26,9 @@ import flowtest
 from flowtest import cli, i18n
 from flowtest.config import parse
 from flowtest.errors import ConfigError
+from flowtest.flows import cfjoin
 from flowtest.mail.codes import CODES, meaning
+from flowtest.sandbox import FAULTS
 
 ROOT = Path(flowtest.__file__).parent
 PO = ROOT / "i18n" / "locale" / "zh_CN" / "LC_MESSAGES" / "flowtest.po"
@@ -222,7 +224,10 @@ def machine_view(data: Any) -> Any:
 def stable(report: dict[str, Any]) -> Any:
     """Drop what differs between two runs whatever the language (times, ids)."""
     volatile = {"started_at", "finished_at", "run_id", "latency_s", "hops", "sent_at",
-                "seen_at", "token", "smtp_timings_s", "delay_s", "at", "total_s", "insecure"}
+                "seen_at", "token", "smtp_timings_s", "delay_s", "at", "total_s", "insecure",
+                # Cloudflare's log: when it was read and the probe's Message-ID (the run's
+                # id is in it). Its state, rows and detail are compared: machine fields.
+                "looked_at", "message_id", "messageId"}
 
     def walk(d: Any) -> Any:
         if isinstance(d, dict):
@@ -289,6 +294,58 @@ def test_doctor_in_chinese_has_the_same_findings(tmp_path: Path,
     assert all(HAN.search(f["message"]) for f in zh["dns"])
     assert all(HAN.search(f["fix"]) for f in zh["dns"] if f["fix"])
     assert stable(zh) == stable(en)
+
+
+CF_FAULTS = ("cf-destination-unverified", "cf-catch-all-drop", "cf-routing-misconfigured")
+
+
+@pytest.mark.slow
+def test_doctor_shows_cloudflare_findings_in_chinese_with_the_same_codes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports, outs = {}, {}
+    for lang in ("zh", "en"):
+        path = tmp_path / f"cf-{lang}.json"
+        argv = ["--lang", lang, "doctor", "--sandbox", "--json", str(path)]
+        for fault in CF_FAULTS:
+            argv += ["--fault", fault]
+        assert cli.main(argv) == 1
+        outs[lang] = capsys.readouterr().out
+        reports[lang] = json.loads(path.read_text())
+    zh = [f for f in reports["zh"]["dns"] if f["code"].startswith("CF_")]
+    en = [f for f in reports["en"]["dns"] if f["code"].startswith("CF_")]
+    codes = [f["code"] for f in zh]
+    assert {"CF_TOKEN_OK", "CF_DESTINATION_UNVERIFIED", "CF_RULE_DISABLED",
+            "CF_CATCH_ALL_DROP", "CF_ROUTING_STATUS", "CF_RULES_LIMIT"} <= set(codes)
+    assert [(f["code"], f["severity"]) for f in zh] == [(f["code"], f["severity"]) for f in en]
+    assert all(HAN.search(f["message"]) for f in zh)
+    assert all(HAN.search(f["fix"]) for f in zh if f["fix"])
+    assert not any(HAN.search(f["message"] + f["fix"]) for f in en)
+    assert stable(reports["zh"]) == stable(reports["en"])
+    # The screen: the same codes, the dashboard's Chinese labels in the fixes.
+    for code in set(codes):
+        assert code in outs["zh"] and code in outs["en"]
+    assert "电子邮件路由 → 目标地址" in outs["zh"] and "全部捕获地址" in outs["zh"]
+
+
+def test_list_faults_speaks_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--lang", "zh", "sandbox", "--list-faults"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == len(FAULTS) and all(HAN.search(line) for line in lines)
+
+
+def test_the_cloudflare_log_detail_is_machine_text() -> None:
+    """cloudflare_log.detail is a machine field: the same in every language."""
+    details = []
+    for lang in ("zh", "en"):
+        with i18n.use(lang):
+            log, diags = cfjoin.judged(None, message_id="<x@example.me>", alias="a@example.me",
+                                       delivered=False, sent_at=0.0, looked_at=1.0,
+                                       failure="zone example.me: HTTP 403", settled_s=60.0)
+        details.append(log.to_json()["detail"])
+        assert [d.code for d in diags] == ["CF_LOG_UNAVAILABLE"]
+        assert bool(HAN.search(diags[0].text)) is (lang == "zh")
+    assert details[0] == details[1] == "zone example.me: HTTP 403"
 
 
 @pytest.mark.parametrize("sample", ["cf-gmail-1.eml", "sendas-1.eml", "outlook-ar.eml"])
