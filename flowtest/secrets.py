@@ -168,7 +168,7 @@ class Secret:
         return self._cache
 
     def _resolve(self) -> str:
-        scheme, _, rest = self.ref.partition(":")
+        scheme, _sep, rest = self.ref.partition(":")
         if scheme == "env":
             value = os.environ.get(rest)
             if value is None:

@@ -75,7 +75,7 @@ def _remember_token_parts(url: str) -> None:
 
     Host names and addresses, port numbers and option words are left alone:
     masking "127.0.0.1" or "html" everywhere would hide more than secrets."""
-    _, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     for part in _SPLIT_RE.split(urllib.parse.unquote(rest) if sep else url):
         if (len(part) < 6 or _HOSTNAME_RE.match(part) or _IPV4_RE.match(part)
                 or _PLAIN_WORD_RE.match(part)):
@@ -108,7 +108,7 @@ class Target:
 
 def _resolve(spec: str, what: str) -> str:
     spec = spec.strip()
-    scheme, sep, _ = spec.partition(":")
+    scheme, sep, _rest = spec.partition(":")
     if sep and scheme in SCHEMES and not spec.startswith(f"{scheme}://"):
         return Secret(spec).reveal().strip()   # SecretError is a ConfigError
     if not _URL_RE.match(spec):
