@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flowtest.i18n import ngettext
+from flowtest.i18n import N_, ngettext
+from flowtest.i18n import gettext as _
 from flowtest.mail.text import inert
 
 NAGIOS_CODES = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
 NAGIOS_WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+# The leg in the summary's words (perfdata labels keep "inbound"/"outbound").
+LEGS = {"inbound": N_("inbound"), "outbound": N_("outbound")}
 
 
 def _label(text: str) -> str:
@@ -35,7 +38,8 @@ def nagios(report: dict[str, Any], *, warn_s: float, crit_s: float) -> tuple[int
         summary = ngettext("{bad}/{total} probe not passing; {leg} {alias}: {why}",
                            "{bad}/{total} probes not passing; {leg} {alias}: {why}",
                            len(probes)).format(
-            bad=len(bad), total=len(probes), leg=first["leg"], alias=first["alias"],
+            bad=len(bad), total=len(probes), leg=_(LEGS.get(first["leg"], first["leg"])),
+            alias=first["alias"],
             why=headline + (first["diagnosis"][0] if first["diagnosis"] else first["verdict"]))
     elif dns_bad:
         summary = f"DNS: {dns_bad[0]['code']}: {dns_bad[0]['message']}"
