@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flowtest.i18n import N_
 from flowtest.i18n import gettext as _
 
 
@@ -53,15 +54,22 @@ class UnknownFault(FlowtestError, ValueError):
             name=repr(name), known=", ".join(known)))
 
 
+# The guard's operation words (``what``: connect, sendto, sendmsg, lookup) in
+# people's language; ``what`` itself stays the audit event's word.
+GUARD_OPERATIONS = {"connect": N_("connection"), "sendto": N_("datagram"),
+                    "sendmsg": N_("datagram"), "lookup": N_("name lookup")}
+
+
 class NetworkGuardError(FlowtestError, PermissionError):
     """A connection or lookup outside 127.0.0.0/8 while the guard is on."""
 
     def __init__(self, what: str, target: object) -> None:
         self.what = what
         self.target = target
+        shown = _(GUARD_OPERATIONS[what]) if what in GUARD_OPERATIONS else what
         super().__init__(_(
             "network guard: {what} to {target} refused; only 127.0.0.0/8 is allowed "
-            "in sandbox mode and in tests").format(what=what, target=repr(target)))
+            "in sandbox mode and in tests").format(what=shown, target=repr(target)))
 
 
 class TransportError(FlowtestError):
@@ -79,6 +87,15 @@ class TransportError(FlowtestError):
         self.code = code
         self.transient = transient
         super().__init__(f"{endpoint}: {message}")
+
+
+class Unreachable(TransportError):
+    """Nothing answered: the connection was refused, timed out, or dropped
+    before the server spoke. Always transient (a new connection may work).
+    Callers tell it apart by its type, never by its (translated) text."""
+
+    def __init__(self, message: str, *, endpoint: str) -> None:
+        super().__init__(message, endpoint=endpoint, transient=True)
 
 
 def is_transient(exc: BaseException) -> bool:

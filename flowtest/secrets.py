@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowtest.errors import SecretError
+from flowtest.i18n import gettext as _
 
 SCHEMES = ("env", "file", "keyring")
 MASK = "***"
@@ -146,10 +147,9 @@ class Secret:
     def __init__(self, ref: str, *, value: str | None = None) -> None:
         scheme, sep, rest = ref.partition(":")
         if not sep or scheme not in SCHEMES or not rest:
-            raise SecretError(
+            raise SecretError(_(
                 "a secret must be a reference: env:NAME, file:PATH or keyring:SERVICE/USER "
-                "(the value itself is never written in the config)"
-            )
+                "(the value itself is never written in the config)"))
         self.ref = ref
         self._cache = value
         if value is not None:
@@ -168,34 +168,37 @@ class Secret:
         return self._cache
 
     def _resolve(self) -> str:
-        scheme, _, rest = self.ref.partition(":")
+        scheme, _sep, rest = self.ref.partition(":")
         if scheme == "env":
             value = os.environ.get(rest)
             if value is None:
-                raise SecretError(f"environment variable {rest} is not set ({self.ref})")
+                raise SecretError(_("environment variable {name} is not set ({ref})").format(
+                    name=rest, ref=self.ref))
             return value
         if scheme == "file":
             path = Path(rest).expanduser()
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
-                raise SecretError(f"cannot read {path}: {exc.strerror}") from None
+                raise SecretError(_("cannot read {path}: {error}").format(
+                    path=path, error=exc.strerror)) from None
             value = text.strip()
             if not value:
-                raise SecretError(f"{path} is empty ({self.ref})")
+                raise SecretError(_("{path} is empty ({ref})").format(path=path, ref=self.ref))
             return value
         service, slash, user = rest.partition("/")
         if not slash or not service or not user:
-            raise SecretError(f"keyring references look like keyring:SERVICE/USER, not {self.ref}")
+            raise SecretError(_("keyring references look like keyring:SERVICE/USER, not "
+                                "{ref}").format(ref=self.ref))
         try:
             import keyring  # optional: only people who use keyring: need it
         except ImportError:
-            raise SecretError(
-                f"{self.ref} needs the 'keyring' package: pip install keyring"
-            ) from None
+            raise SecretError(_("{ref} needs the 'keyring' package: pip install "
+                                "keyring").format(ref=self.ref)) from None
         value = keyring.get_password(service, user)
         if value is None:
-            raise SecretError(f"no keyring entry for service {service!r}, user {user!r}")
+            raise SecretError(_("no keyring entry for service {service}, user {user}").format(
+                service=repr(service), user=repr(user)))
         return str(value)
 
 

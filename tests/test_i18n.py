@@ -29,6 +29,9 @@ from flowtest.errors import ConfigError
 from flowtest.flows import cfjoin
 from flowtest.mail.codes import CODES, meaning
 from flowtest.sandbox import FAULTS
+from tests.alert_receiver import receiver
+
+__all__ = ["receiver"]
 
 ROOT = Path(flowtest.__file__).parent
 PO = ROOT / "i18n" / "locale" / "zh_CN" / "LC_MESSAGES" / "flowtest.po"
@@ -489,3 +492,131 @@ def test_the_config_lang_applies_unless_lang_is_given(tmp_path: Path,
         assert i18n.active() == "en"
     assert "探测帐号 SMTP" in zh and "FAIL" in zh
     assert "probe account SMTP" in en and not HAN.search(en)
+
+
+# --- round 2: run, alerts, latency, Nagios, login-check ---------------------
+
+def test_run_notify_in_chinese_sends_a_chinese_down_message_with_the_same_code(
+        world: Any, receiver: Any, tmp_path: Path) -> None:
+    """`LANG=zh_CN.UTF-8 flowtest run --notify json://…` as cron runs it: the
+    down message is Chinese, its code and kind the same as in English."""
+    config = world.write_config(tmp_path / "flowtest.toml")
+    world.set_fault("spam")
+    got = {}
+    for lang, locale in (("zh", "zh_CN.UTF-8"), ("en", "C.UTF-8")):
+        hook = f"/hook-{lang}"
+        done = subprocess.run(
+            [sys.executable, "-m", "flowtest.cli", "run", "-c", str(config), "--leg", "inbound",
+             "--report-dir", str(tmp_path / f"reports-{lang}"), "--alert-after", "1",
+             "--notify", receiver.url("json", hook)],
+            env={**os.environ, "LANG": locale}, capture_output=True, text=True, timeout=120,
+            check=False, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        [message] = [r.json() for r in receiver.at(hook)]
+        got[lang] = message
+        assert bool(HAN.search(done.stdout)) is (lang == "zh")
+    zh, en = got["zh"], got["en"]
+    assert zh["type"] == en["type"] == "failure"
+    # Every alias of the world went down at once: one message for all of them.
+    assert zh["message"].count("SPAM_FOLDER") == en["message"].count("SPAM_FOLDER") > 0
+    assert "邮件路径故障" in zh["title"] and "mail paths DOWN" in en["title"]
+    assert "收信" in zh["message"] and "inbound" in en["message"]
+    assert HAN.search(zh["message"]) and not HAN.search(en["message"] + en["title"])
+
+
+def test_alert_texts_follow_the_language_and_keep_code_and_alias() -> None:
+    from flowtest.flows.alerting import Alert, _compose
+
+    down = Alert("down", "outbound", "hello@example.me", "DMARC_FAIL", "DMARC failed.",
+                 at=1.7e9, run_id="r1", failures=3, since=1.6e9, verdict="error")
+    up = Alert("recovered", "outbound", "hello@example.me", "DMARC_FAIL", "", at=1.7e9,
+               run_id="r2", failures=1, since=1.6e9)
+    with i18n.use("zh"):
+        zh = (down.title(), down.body(), up.title(), up.body(), _compose([down, down])[0])
+    with i18n.use("en"):
+        en = (down.title(), down.body(), up.title(), up.body(), _compose([down, down])[0])
+    assert en[0] == "flowtest: outbound hello@example.me CANNOT BE TESTED (DMARC_FAIL)"
+    assert zh[0] == "flowtest：发信 hello@example.me 无法测试（DMARC_FAIL）"
+    assert "1 failed run since" in en[3] and "已恢复" in zh[2]
+    assert en[4] == "flowtest: 2 mail paths DOWN" and "2 条邮件路径故障" in zh[4]
+    for z, e in zip(zh, en, strict=True):
+        assert HAN.search(z) and not HAN.search(e)
+        assert ("DMARC_FAIL" in z) == ("DMARC_FAIL" in e)
+        assert ("hello@example.me" in z) == ("hello@example.me" in e)
+
+
+def test_latency_in_chinese_keeps_the_json_and_csv_names(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports: dict[str, Any] = {}
+    for lang in ("zh", "en"):
+        out_json, csv = tmp_path / f"{lang}.json", tmp_path / f"{lang}.csv"
+        assert cli.main(["--lang", lang, "latency", "-n", "2", "--interval", "0",
+                         "--report-dir", str(tmp_path / f"r-{lang}"), "--json", str(out_json),
+                         "--csv", str(csv)]) == 0
+        out = capsys.readouterr().out
+        reports[lang] = json.loads(out_json.read_text())
+        page = next((tmp_path / f"r-{lang}").glob("*/latency.html")).read_text()
+        if lang == "zh":
+            assert "端到端" in out and "运行目录" in out and "第 1 跳" in out
+            assert 'lang="zh-CN"' in page and "延迟随时间的变化" in page
+        else:
+            assert "end to end" in out and not HAN.search(out + page)
+        reports[lang + "-csv"] = csv.read_text().splitlines()[0]
+    names = [[s["name"] for s in reports[lang]["latency"]] for lang in ("zh", "en")]
+    assert names[0] == names[1] and names[0][0] == "end to end"
+    assert reports["zh-csv"] == reports["en-csv"]   # CSV headers are data, never translated
+
+
+def test_nagios_status_word_and_perfdata_are_the_same_in_both_languages() -> None:
+    from flowtest.report.metrics import nagios
+
+    probe = {"leg": "inbound", "alias": "hello@example.me", "verdict": "pass",
+             "latency_s": 1.5, "diagnosis": [], "findings": []}
+    failing = {**probe, "alias": "shop@example.me", "verdict": "fail", "latency_s": None,
+               "diagnosis": ["Lost."], "findings": [{"code": "INBOUND_LOST"}]}
+    for probes, word in (([probe, probe], "OK"), ([probe, failing], "CRITICAL")):
+        report = {"verdict": "pass" if word == "OK" else "fail", "probes": probes, "dns": []}
+        lines = {}
+        for lang in ("zh", "en"):
+            with i18n.use(lang):
+                lines[lang] = nagios(report, warn_s=60, crit_s=300)
+        (code_zh, zh), (code_en, en) = lines["zh"], lines["en"]
+        assert code_zh == code_en
+        assert zh.split(" - ")[0] == en.split(" - ")[0] == f"FLOWTEST {word}"
+        assert zh.split(" | ")[1] == en.split(" | ")[1]   # perfdata
+        assert HAN.search(zh.split(" | ")[0]) and not HAN.search(en)
+    assert "INBOUND_LOST" in zh and "INBOUND_LOST" in en
+
+
+def test_login_check_hint_does_not_depend_on_the_words(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens: in Chinese the error text has no English 'connect' in
+    it, and the hint still comes (chosen by the error's type)."""
+    monkeypatch.setenv("FT_TEST_SECRET", "not-a-real-password")
+    endpoint = 'host = "127.0.0.1"\nport = 9\ntls = "implicit"\n'
+    config = tmp_path / "flowtest.toml"
+    config.write_text(
+        'target = "sandbox"\ndomain = "example.me"\naliases = ["hello"]\n'
+        '[timeouts]\nconnect_s = 2\n'
+        '[gmail]\naddress = "me@gmail.com"\napp_password = "env:FT_TEST_SECRET"\n'
+        f'[gmail.smtp]\n{endpoint}[gmail.imap]\n{endpoint}'
+        '[probe]\naddress = "p@sender.example"\npassword = "env:FT_TEST_SECRET"\n'
+        f'[probe.smtp]\n{endpoint}[probe.imap]\n{endpoint}')
+    assert cli.main(["--lang", "zh", "login-check", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("无法连接") >= 2   # SMTP (net/imap still speaks English: round 3)
+    assert out.count("提示：没有响应") == 4   # both SMTP and both IMAP endpoints
+
+
+def test_secret_and_guard_errors_speak_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowtest.errors import NetworkGuardError, SecretError
+    from flowtest.secrets import Secret
+
+    monkeypatch.delenv("FT_SURELY_UNSET", raising=False)
+    with i18n.use("zh"):
+        with pytest.raises(SecretError) as bad:
+            Secret("env:FT_SURELY_UNSET").reveal()
+        guard = NetworkGuardError("lookup", "example.com")
+    assert "环境变量 FT_SURELY_UNSET 未设置" in str(bad.value)
+    assert "域名解析" in str(guard) and guard.what == "lookup"

@@ -58,7 +58,7 @@ def test_nagios_line_and_exit_codes(capsys: pytest.CaptureFixture[str], fault: s
 def test_inbound_only_passes_with_nagios_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["demo", "--aliases", "1", "--leg", "inbound", "--nagios"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("FLOWTEST OK - 1 probes delivered | inbound_hello@example.me=")
+    assert line.startswith("FLOWTEST OK - 1 probe delivered | inbound_hello@example.me=")
     assert line.endswith("s;5;15;0;")
 
 

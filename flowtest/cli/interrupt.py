@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from flowtest.cli.console import ERROR, console, say
+from flowtest.i18n import gettext as _
 
 T = TypeVar("T")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -72,16 +73,18 @@ def run(main: Coroutine[Any, Any, T], *, cleanup_s: float | None,
         def stop(signum: int) -> None:
             name = signal.Signals(signum).name
             if got:
-                say(err, (f"{name} again: exiting now.", ERROR), " Probes of this run may be "
-                    "left in the mailboxes; `flowtest cleanup` moves them later.")
+                say(err, (_("{signal} again: exiting now.").format(signal=name), ERROR),
+                    " " + _("Probes of this run may be left in the mailboxes; `flowtest "
+                            "cleanup` moves them later."))
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(128 + signum)
             got.append(signum)
-            then = ("keeping this run's probes (--keep)" if cleanup_s is None else
-                    f"moving this run's probes to Trash (at most {cleanup_s:g} s)")
-            say(err, (f"{name}: stopping the run", ERROR), f"; {then}. A second signal exits "
-                "at once.")
+            then = (_("keeping this run's probes (--keep)") if cleanup_s is None else
+                    _("moving this run's probes to Trash (at most {seconds} s)").format(
+                        seconds=f"{cleanup_s:g}"))
+            say(err, (_("{signal}: stopping the run").format(signal=name), ERROR),
+                _("; {then}. A second signal exits at once.").format(then=then))
             on_signal()
             task.cancel()
 

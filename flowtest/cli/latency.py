@@ -20,6 +20,7 @@ from flowtest.cli.target import (
     opened,
 )
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 
 
 def _duration(text: str) -> float:
@@ -32,45 +33,50 @@ def _duration(text: str) -> float:
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("latency", help="measure forwarding latency with repeated probes",
-                        description="Send inbound probes on a schedule (-n of them, or for "
-                                    "--duration), print p50 with its 95%% interval, p90, p99 "
-                                    "and max end to end and per hop, write a page of charts, "
-                                    "and add each probe to the history as it completes.")
-    add_config_option(sp, default=None, help="the config (default: the embedded sandbox)")
+    sp = sub.add_parser("latency", help=_("measure forwarding latency with repeated probes"),
+                        description=_("Send inbound probes on a schedule (-n of them, or for "
+                                      "--duration), print p50 with its 95%% interval, p90, "
+                                      "p99 and max end to end and per hop, write a page of "
+                                      "charts, and add each probe to the history as it "
+                                      "completes."))
+    add_config_option(sp, default=None, help=_("the config (default: the embedded sandbox)"))
     sp.add_argument("--count", "-n", metavar="N", type=int,
-                    help="how many probes (default 10, or one per interval for --duration)")
+                    help=_("how many probes (default 10, or one per interval for "
+                           "--duration)"))
     sp.add_argument("--duration", metavar="TIME", type=_duration,
-                    help="probe for this long: 90s, 10m, 24h, 2d")
+                    help=_("probe for this long: 90s, 10m, 24h, 2d"))
     sp.add_argument("--interval", metavar="TIME", type=_duration, default=1.0,
-                    help="time between probes: seconds, or 30s, 10m (default 1)")
+                    help=_("time between probes: seconds, or 30s, 10m (default 1)"))
     sp.add_argument("--alias", metavar="ADDRESS", action="append", default=[],
-                    help="an alias to probe, repeatable: probes alternate between them "
-                         "(default: the first configured)")
-    sp.add_argument("--all-aliases", action="store_true", help="alternate over every alias")
+                    help=_("an alias to probe, repeatable: probes alternate between them "
+                           "(default: the first configured)"))
+    sp.add_argument("--all-aliases", action="store_true",
+                    help=_("alternate over every alias"))
     sp.add_argument("--resume", action="store_true",
-                    help="continue the last run that did not finish (same plan, same folder)")
-    add_fault_option(sp, "sandbox only: start the world with this fault (repeatable)")
+                    help=_("continue the last run that did not finish (same plan, same "
+                           "folder)"))
+    add_fault_option(sp, _("sandbox only: start the world with this fault (repeatable)"))
     add_timing_option(sp)
     add_insecure_option(sp)
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
-                    help="run folder (latency.html and SVGs) and history (default: reports/)")
+                    help=_("run folder (latency.html and SVGs) and history (default: "
+                           "reports/)"))
     sp.add_argument("--json", metavar="PATH", type=Path,
-                    help="write the JSON report, with the percentiles under 'latency'")
+                    help=_("write the JSON report, with the percentiles under 'latency'"))
     sp.add_argument("--csv", metavar="PATH", type=Path,
-                    help="write every probe with its hop times as CSV")
+                    help=_("write every probe with its hop times as CSV"))
     sp.set_defaults(func=main)
 
 
 def _check(args: argparse.Namespace) -> None:
     if args.count is not None and not 1 <= args.count <= 10_000:
-        raise ConfigError("must be between 1 and 10000", key="--count")
+        raise ConfigError(_("must be between 1 and 10000"), key="--count")
     if not args.interval >= 0:  # also NaN
-        raise ConfigError("must be 0 or more", key="--interval")
+        raise ConfigError(_("must be 0 or more"), key="--interval")
     if args.duration is not None and not args.duration > 0:
-        raise ConfigError("must be more than 0", key="--duration")
+        raise ConfigError(_("must be more than 0"), key="--duration")
     if args.resume and (args.alias or args.all_aliases or args.duration or args.count):
-        raise ConfigError("--resume continues the saved plan; give no other plan options",
+        raise ConfigError(_("--resume continues the saved plan; give no other plan options"),
                           key="--resume")
 
 
@@ -83,7 +89,7 @@ def _plan(config: Any, args: argparse.Namespace) -> tuple[Any, Path, int]:
     if args.resume:
         saved = latency_run.load_plan(args.report_dir)
         if saved is None:
-            raise ConfigError("no unfinished latency run to resume here",
+            raise ConfigError(_("no unfinished latency run to resume here"),
                               file=args.report_dir / latency_run.PLAN)
         try:
             plan = flow.Plan.from_json(saved[0])
@@ -99,7 +105,8 @@ def _plan(config: Any, args: argparse.Namespace) -> tuple[Any, Path, int]:
     count = flow.probe_count(count=args.count, duration_s=args.duration,
                              interval_s=args.interval)
     if count > flow.MAX_PROBES:
-        raise ConfigError(f"{count} probes is more than {flow.MAX_PROBES}", key="--duration")
+        raise ConfigError(_("{count} probes is more than {most}").format(
+            count=count, most=flow.MAX_PROBES), key="--duration")
     plan = flow.Plan(new_run_id(), tuple(a.address for a in aliases), count, args.interval,
                      time.time())
     recent = history.recent_sends(args.report_dir / latency_run.HISTORY, leg="inbound",
@@ -125,11 +132,12 @@ def _measure(config: Any, args: argparse.Namespace) -> tuple[Any, Path,
     stopped: interrupt.Interrupted | None = None
     # The progress bar's description is markup: nothing untrusted goes in it.
     with Progress(console=show.console(stderr=True), transient=True) as bar:
-        task = bar.add_task("probing", total=plan.count, completed=done)
+        task = bar.add_task(_("probing"), total=plan.count, completed=done)
 
         def progress(n: int, total: int, left_s: float) -> None:
-            bar.update(task, completed=n, description=f"probe {min(n + 1, total)} of {total}, "
-                                                      f"about {flow.human(left_s)} left")
+            bar.update(task, completed=n, description=_(
+                "probe {n} of {total}, about {left} left").format(
+                    n=min(n + 1, total), total=total, left=flow.human(left_s)))
 
         def keep(result: Any) -> None:
             latency_run.record(folder, args.report_dir, result, run_id=plan.run_id,
@@ -151,10 +159,10 @@ def main(args: argparse.Namespace) -> int:
     started = time.time()
     sandbox = args.config is None
     if args.realistic_timing is not None and not sandbox:
-        raise ConfigError("--realistic-timing works only with the sandbox (no --config)",
+        raise ConfigError(_("--realistic-timing works only with the sandbox (no --config)"),
                           key="--realistic-timing")
     with opened(args, sandbox=sandbox,
-                fault_hint="--fault works only with the sandbox (no --config)") as target:
+                fault_hint=_("--fault works only with the sandbox (no --config)")) as target:
         config = target.config
         plan, folder, stopped = _measure(config, args)
     code = _report(config, args, plan, folder, started, stopped)
@@ -165,10 +173,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _report(config: Any, args: argparse.Namespace, plan: Any, folder: Path, started: float,
             stopped: interrupt.Interrupted | None) -> int:
+    from rich.cells import set_cell_size
+
     from flowtest.config import plaintext_endpoints
     from flowtest.mail import stats
     from flowtest.model import worst
     from flowtest.report import json_report, latency_page, latency_run
+    from flowtest.report.latency_plot import stretch
 
     results = latency_run.read_journal(folder)
     summaries = stats.by_hop(results)
@@ -183,30 +194,36 @@ def _report(config: Any, args: argparse.Namespace, plan: Any, folder: Path, star
     aliases = ", ".join(plan.aliases)
     delivered = sum(1 for r in results if r.latency_s is not None)
     page = latency_page.write(folder, results, summaries,
-                              title=f"flowtest latency: {aliases}, {delivered} of "
-                                    f"{len(results)} delivered")
+                              title=_("flowtest latency: {aliases}, {delivered} of {total} "
+                                      "delivered").format(aliases=aliases, delivered=delivered,
+                                                          total=len(results)))
     out = show.console()
     show.banner(out, config)
     show.say(out, f"{'':34} {'n':>5} {'p50':>9} {'p50 95% CI':>17} {'p90':>9} {'p99':>9} "
-                  f"{'max':>9}  resolution")
+                  f"{'max':>9}  " + _("resolution"))
     for s in summaries:
         ci = "n<6" if s.p50_ci is None else f"{s.p50_ci[0]:.3f}–{s.p50_ci[1]:.3f}s"
         res = "" if s.resolution_s is None else f"±{s.resolution_s:g}s"
-        show.say(out, f"{s.name[:34]:34} {s.count:>5} {stats.fmt(s.p50):>9} {ci:>17} "
+        # Padded by terminal cells: a Chinese character takes two.
+        name = set_cell_size(stretch(s.name), 34)
+        show.say(out, f"{name} {s.count:>5} "
+                      f"{stats.fmt(s.p50):>9} {ci:>17} "
                       f"{stats.fmt(s.p90, 90):>9} {stats.fmt(s.p99, 99):>9} "
                       f"{s.max:>8.3f}s  {res}")
     lost = len(results) - delivered
     if lost:
-        show.say(out, (f"{lost} of {len(results)} probes were not delivered", show.ERROR))
+        show.say(out, (_("{lost} of {total} probes were not delivered").format(
+            lost=lost, total=len(results)), show.ERROR))
     if stopped is not None:
-        show.say(out, (f"stopped after {len(results)} of {plan.count} probes", show.ERROR),
-                 "; `flowtest latency --resume` continues this run")
-    show.say(out, f"charts: {page}")
-    show.say(out, f"run folder: {folder}")
+        show.say(out, (_("stopped after {done} of {count} probes").format(
+            done=len(results), count=plan.count), show.ERROR),
+            _("; `flowtest latency --resume` continues this run"))
+    show.say(out, _("charts: {path}").format(path=page))
+    show.say(out, _("run folder: {folder}").format(folder=folder))
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         args.csv.write_text(latency_page.to_csv(results, plan.run_id), encoding="utf-8")
-        show.say(out, f"csv: {args.csv}")
+        show.say(out, _("csv: {path}").format(path=args.csv))
     if args.json:
         json_report.write(report, args.json)
     return exit_for(report["verdict"])

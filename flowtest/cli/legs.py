@@ -12,6 +12,8 @@ from typing import Any
 from flowtest.cli import console as show
 from flowtest.cli import interrupt
 from flowtest.cli.target import seconds
+from flowtest.i18n import N_, ngettext
+from flowtest.i18n import gettext as _
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -23,24 +25,24 @@ def exit_for(verdict: str) -> int:
 def add_run_options(sp: argparse.ArgumentParser) -> None:
     # Also accepted after the command; SUPPRESS keeps the top-level value.
     sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                    help="show tracebacks and protocol logs (secrets stay redacted)")
+                    help=_("show tracebacks and protocol logs (secrets stay redacted)"))
     sp.add_argument("--leg", choices=("both", "inbound", "outbound"), default="both",
-                    help="which direction to probe (default: both)")
+                    help=_("which direction to probe (default: both)"))
     sp.add_argument("--json", metavar="PATH", type=Path,
-                    help="write the JSON report (docs/report.schema.json) to PATH")
+                    help=_("write the JSON report (docs/report.schema.json) to PATH"))
     sp.add_argument("--keep", action="store_true",
-                    help="leave the probes in the mailboxes (default: move them to Trash)")
+                    help=_("leave the probes in the mailboxes (default: move them to Trash)"))
     sp.add_argument("--timeout", metavar="S", type=seconds,
-                    help="seconds to wait for each probe, more than 0 (default: "
-                         "timeouts.delivery_s)")
+                    help=_("seconds to wait for each probe, more than 0 (default: "
+                           "timeouts.delivery_s)"))
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
-                    help="where each run writes <time>-<run id>/ (report.json, junit.xml, "
-                         "report.html) and appends to history.jsonl (default: reports/)")
+                    help=_("where each run writes <time>-<run id>/ (report.json, junit.xml, "
+                           "report.html) and appends to history.jsonl (default: reports/)"))
     sp.add_argument("--nagios", action="store_true",
-                    help="print one Nagios line with perfdata; exit 0 OK, 1 WARNING, "
-                         "2 CRITICAL, 3 UNKNOWN")
+                    help=_("print one Nagios line with perfdata; exit 0 OK, 1 WARNING, "
+                           "2 CRITICAL, 3 UNKNOWN"))
     sp.add_argument("--prometheus-textfile", metavar="PATH", type=Path,
-                    help="write metrics for node_exporter's textfile collector")
+                    help=_("write metrics for node_exporter's textfile collector"))
 
 
 def probe(config: Any, args: argparse.Namespace, *, poll_s: float, settle_s: float,
@@ -68,7 +70,8 @@ async def _probe(config: Any, args: argparse.Namespace, report: Reporter, *, pol
     legs = ("inbound", "outbound") if args.leg == "both" else (args.leg,)
     total = len(config.aliases) * len(legs)
     state = {"sent": 0, "done": 0}
-    status = Status(f"Probing {total} alias(es)…", console=report.err)
+    status = Status(ngettext("Probing {count} alias…", "Probing {count} aliases…",
+                             total).format(count=total), console=report.err)
 
     def progress(event: str, alias: str, detail: str) -> None:
         if event == "sent":
@@ -76,8 +79,9 @@ async def _probe(config: Any, args: argparse.Namespace, report: Reporter, *, pol
         elif event == "judged":
             state["done"] += 1
         report(event, alias, detail)
-        status.update(f"sent {state['sent']}/{total}, judged {state['done']}/{total}, "
-                      "waiting for the forwarded copies…")
+        status.update(_("sent {sent}/{total}, judged {judged}/{total}, waiting for the "
+                        "forwarded copies…").format(sent=state["sent"], judged=state["done"],
+                                                     total=total))
 
     run_id = run_id or new_run_id()
     started = time.time()
@@ -93,6 +97,11 @@ async def _probe(config: Any, args: argparse.Namespace, report: Reporter, *, pol
                                           options=options,
                                           expect_dmarc_pass=config.require_dmarc_pass)
     return results, started, time.time(), run_id
+
+
+# The event words of progress lines: English as the flows name them, translated when shown.
+EVENTS = {"bounce": N_("bounce"), "delayed": N_("delayed"), "send-failed": N_("send-failed"),
+          "cleanup-failed": N_("cleanup-failed"), "cleanup": N_("cleanup")}
 
 
 class Reporter:
@@ -112,7 +121,8 @@ class Reporter:
         if event == "judged":
             show.progress(self.err, f"{alias}: {detail}")
         elif event in self.LOUD or (event == "cleanup" and self.stopping):
-            show.progress(self.err, f"{alias}: {event}: {detail}")
+            show.progress(self.err, _("{alias}: {event}: {detail}").format(
+                alias=alias, event=_(EVENTS[event]) if event in EVENTS else event, detail=detail))
 
 
 def check_dns(config: Any) -> list[Any]:
@@ -122,7 +132,8 @@ def check_dns(config: Any) -> list[Any]:
 
     from flowtest.doctor import diagnose
 
-    with Status(f"Checking the DNS of {config.domain}…", console=show.console(stderr=True)):
+    with Status(_("Checking the DNS of {domain}…").format(domain=config.domain),
+                console=show.console(stderr=True)):
         return asyncio.run(diagnose(config))
 
 
@@ -155,7 +166,8 @@ def finish(config: Any, results: list[Any], started: float, finished: float, run
         table.render(out, results, title=title)
     show.verdict(out, report["verdict"])
     if args.json:
-        show.say(out, f"JSON report: {args.json}")
+        show.say(out, _("JSON report: {path}").format(path=args.json))
     if folder is not None:
-        show.say(out, f"run folder: {folder} (report.html, junit.xml, report.json)")
+        show.say(out, _("run folder: {folder} (report.html, junit.xml, report.json)").format(
+            folder=folder))
     return exit_for(report["verdict"])

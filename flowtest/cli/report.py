@@ -10,20 +10,23 @@ from typing import Any
 
 from flowtest.cli import console as show
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("report", help="rebuild the latest report.html from the history",
-                        description="Rebuild the latest run's report.html with every probe in "
-                                    "history.jsonl; with --latency, compare latency instead.")
+    sp = sub.add_parser("report", help=_("rebuild the latest report.html from the history"),
+                        description=_("Rebuild the latest run's report.html with every probe "
+                                      "in history.jsonl; with --latency, compare latency "
+                                      "instead."))
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
-                    help="the report folder (default: reports/)")
+                    help=_("the report folder (default: reports/)"))
     sp.add_argument("--latency", action="store_true",
-                    help="compare inbound latency from the history: medians with their 95%% "
-                         "intervals side by side, and whether the difference beats the noise")
+                    help=_("compare inbound latency from the history: medians with their 95%% "
+                           "intervals side by side, and whether the difference beats the "
+                           "noise"))
     sp.add_argument("--by", choices=("week", "run", "alias"), default="week",
-                    help="with --latency: this week against last week (default), the last "
-                         "run against the one before, or each alias of the last 7 days")
+                    help=_("with --latency: this week against last week (default), the last "
+                           "run against the one before, or each alias of the last 7 days"))
     sp.set_defaults(func=main)
 
 
@@ -34,9 +37,9 @@ def main(args: argparse.Namespace) -> int:
         return _latency(args)
     path = run_folder.rebuild(args.report_dir)
     if path is None:
-        raise ConfigError("no run found here; run `flowtest demo` or `flowtest run` first",
+        raise ConfigError(_("no run found here; run `flowtest demo` or `flowtest run` first"),
                           file=args.report_dir)
-    show.say(show.console(), f"rebuilt {path}")
+    show.say(show.console(), _("rebuilt {path}").format(path=path))
     return 0
 
 
@@ -46,7 +49,7 @@ def _latency(args: argparse.Namespace) -> int:
 
     path = args.report_dir / HISTORY
     if not path.exists():
-        raise ConfigError("no history here; run `flowtest latency` first", file=path)
+        raise ConfigError(_("no history here; run `flowtest latency` first"), file=path)
     groups = latency_compare.groups(history.read(path), args.by)
     out = show.console()
     for g in groups:

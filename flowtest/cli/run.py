@@ -13,14 +13,15 @@ from flowtest.cli import legs
 from flowtest.cli.interrupt import Interrupted
 from flowtest.cli.target import add_config_option, add_insecure_option, opened
 from flowtest.errors import ConfigError, FlowtestError
+from flowtest.i18n import gettext as _
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("run", help="run the DNS and inbound checks with a config file",
-                        description="Check the domain's DNS, then probe every alias of the "
-                                    "config, live or sandbox. Ctrl-C or SIGTERM stops the run "
-                                    "after moving its probes to Trash (exit 130 or 143); a "
-                                    "second signal exits at once.")
+    sp = sub.add_parser("run", help=_("run the DNS and inbound checks with a config file"),
+                        description=_("Check the domain's DNS, then probe every alias of the "
+                                      "config, live or sandbox. Ctrl-C or SIGTERM stops the "
+                                      "run after moving its probes to Trash (exit 130 or "
+                                      "143); a second signal exits at once."))
     add_config_option(sp)
     add_insecure_option(sp)
     legs.add_run_options(sp)
@@ -30,28 +31,31 @@ def add(sub: Any) -> None:
 
 def add_alert_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--notify", metavar="URL", action="append", default=[],
-                    help="send a message when an alias goes down (after --alert-after failed "
-                         "runs in a row) and when it recovers, never once per run: an apprise "
-                         "URL (ntfys://, tgram://, mailtos://, slack://, discord://, json://, "
-                         "schan://, pushplus://, wecombot://, dingtalk://, feishu://…) or a "
-                         "reference to one (env:NAME, file:PATH); repeatable. The state is "
-                         "kept in REPORT_DIR/alerts.json between runs (docs/alerts.md)")
+                    help=_("send a message when an alias goes down (after --alert-after "
+                           "failed runs in a row) and when it recovers, never once per run: "
+                           "an apprise URL (ntfys://, tgram://, mailtos://, slack://, "
+                           "discord://, json://, schan://, pushplus://, wecombot://, "
+                           "dingtalk://, feishu://…) or a reference to one (env:NAME, "
+                           "file:PATH); repeatable. The state is kept in "
+                           "REPORT_DIR/alerts.json between runs (docs/alerts.md)"))
     sp.add_argument("--ping", metavar="URL",
-                    help="dead-man's switch, healthchecks.io style: URL/start when the run "
-                         "starts, URL when it passes, URL/fail with the short report when "
-                         "not (rid = the run); or a reference to the URL. A ping that fails "
-                         "is logged and never fails the run")
+                    help=_("dead-man's switch, healthchecks.io style: URL/start when the "
+                           "run starts, URL when it passes, URL/fail with the short report "
+                           "when not (rid = the run); or a reference to the URL. A ping that "
+                           "fails is logged and never fails the run"))
     sp.add_argument("--alert-after", metavar="K", type=_positive, default=2,
-                    help="failed runs in a row before a 'down' message (default: 2)")
+                    help=_("failed runs in a row before a 'down' message (default: 2)"))
 
 
 def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(_("{text} is not a whole number").format(
+            text=repr(text))) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+        raise argparse.ArgumentTypeError(_("must be 1 or more, not {value}").format(
+            value=value))
     return value
 
 
@@ -74,7 +78,8 @@ def main(args: argparse.Namespace) -> int:
             config, args, poll_s=10.0 if live else 1.0, settle_s=3.0 if live else 0.5,
             run_id=run_id)
         code = legs.finish(config, results, started, finished, run_id, args,
-                           f"flowtest run ({config.target}: {config.domain})", findings)
+                           _("flowtest run ({target}: {domain})").format(
+                               target=config.target, domain=config.domain), findings)
         alerts.finished(results, findings)
     return code
 
@@ -123,10 +128,11 @@ def alerting(args: argparse.Namespace, run_id: str) -> Iterator[RunAlerts]:
     try:
         yield alerts
     except FlowtestError as exc:
-        alerts.failed(f"error: {redact(str(exc))}")
+        alerts.failed(_("error: {error}").format(error=redact(str(exc))))
         raise
     except (Interrupted, KeyboardInterrupt) as exc:
-        alerts.failed(f"interrupted ({type(exc).__name__} {exc})")
+        alerts.failed(_("interrupted ({signal})").format(
+            signal=f"{type(exc).__name__} {exc}"))
         raise
 
 
@@ -144,11 +150,16 @@ def check_send_budget(config: Any, args: argparse.Namespace) -> None:
     state = history.send_budget(args.report_dir / HISTORY, budget=budget, target=config.target,
                                 wanted=len(config.aliases), now=time.time())
     if state.exceeded:
-        when = (f"; enough of the budget is free again at "
-                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(state.free_at))}"
-                if state.free_at is not None else "")
-        raise ConfigError(
-            f"{state.used} outbound probes in the last 24 hours (from "
-            f"{args.report_dir / HISTORY}) and {state.wanted} more would pass the budget of "
-            f"{budget}{when}. Run --leg inbound, or raise the budget if this account "
-            "sends little else", key="limits.daily_sends", file=config.path)
+        values = {"used": state.used, "history": args.report_dir / HISTORY,
+                  "wanted": state.wanted, "budget": budget}
+        if state.free_at is None:
+            reason = _("{used} outbound probes in the last 24 hours (from {history}) and "
+                       "{wanted} more would pass the budget of {budget}. Run --leg inbound, "
+                       "or raise the budget if this account sends little else").format(**values)
+        else:
+            reason = _("{used} outbound probes in the last 24 hours (from {history}) and "
+                       "{wanted} more would pass the budget of {budget}; enough of the budget "
+                       "is free again at {time}. Run --leg inbound, or raise the budget if "
+                       "this account sends little else").format(
+                time=time.strftime("%Y-%m-%d %H:%M", time.localtime(state.free_at)), **values)
+        raise ConfigError(reason, key="limits.daily_sends", file=config.path)

@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from flowtest.i18n import gettext as _
+from flowtest.i18n import ngettext
 from flowtest.mail.text import inert, quote
 from flowtest.model import ProbeResult, Verdict
 from flowtest.net.notify import Notifier, Sender, Target, notify_target, ping_target
@@ -125,25 +127,41 @@ class Alert:
     since: float = 0.0          # when the streak began
     verdict: str = "fail"       # fail or error (could not test)
 
+    # Titles and bodies are people's words, in the run's language; the code,
+    # the leg and the alias in them are the same in every language.
     def title(self) -> str:
-        who = f"{self.leg} {_name(self.alias)}"
+        values = {"leg": _leg(self.leg), "alias": _name(self.alias), "code": self.code}
         if self.kind == "recovered":
-            return f"flowtest: {who} recovered"
-        word = "CANNOT BE TESTED" if self.verdict == "error" else "DOWN"
-        return f"flowtest: {who} {word} ({self.code})"
+            return _("flowtest: {leg} {alias} recovered").format(**values)
+        if self.verdict == "error":
+            return _("flowtest: {leg} {alias} CANNOT BE TESTED ({code})").format(**values)
+        return _("flowtest: {leg} {alias} DOWN ({code})").format(**values)
 
     def body(self) -> str:
-        who = f"{self.leg} {self.alias}"
+        values = {"leg": _leg(self.leg), "alias": self.alias, "run": self.run_id,
+                  "at": _when(self.at), "since": _when(self.since), "code": self.code,
+                  "failures": self.failures}
         if self.kind == "recovered":
-            return inert(f"{who} works again (run {self.run_id}, {_when(self.at)}), after "
-                         f"{self.failures} failed run(s) since {_when(self.since)}; the "
-                         f"last said {self.code}.")
-        what = "could not be tested" if self.verdict == "error" else "failed"
-        return (inert(f"{who} {what} in {self.failures} runs in a row, since "
-                      f"{_when(self.since)} (run {self.run_id}).") + "\n"
+            return inert(ngettext(
+                "{leg} {alias} works again (run {run}, {at}), after {failures} failed run "
+                "since {since}; the last said {code}.",
+                "{leg} {alias} works again (run {run}, {at}), after {failures} failed runs "
+                "since {since}; the last said {code}.", self.failures).format(**values))
+        if self.verdict == "error":
+            head = _("{leg} {alias} could not be tested in {failures} runs in a row, since "
+                     "{since} (run {run}).")
+        else:
+            head = _("{leg} {alias} failed in {failures} runs in a row, since {since} "
+                     "(run {run}).")
+        return (inert(head.format(**values)) + "\n"
                 f"{self.code}: {quote(self.text, TEXT_LIMIT)}\n"
-                "The codes are explained in docs/verdicts.md. One message is sent when "
-                "it works again; none before.")
+                + _("The codes are explained in docs/verdicts.md. One message is sent when "
+                    "it works again; none before."))
+
+
+def _leg(leg: str) -> str:
+    """The leg's word in a message: inbound/outbound in people's language."""
+    return {"inbound": _("inbound"), "outbound": _("outbound")}.get(leg, leg)
 
 
 def _diagnosis(result: ProbeResult) -> tuple[str, str]:
@@ -162,8 +180,11 @@ def _compose(alerts: Sequence[Alert]) -> tuple[str, str]:
     if len(alerts) == 1:
         return alerts[0].title(), alerts[0].body()
     kind = alerts[0].kind
-    title = (f"flowtest: {len(alerts)} mail paths recovered" if kind == "recovered"
-             else f"flowtest: {len(alerts)} mail paths DOWN")
+    n = len(alerts)
+    title = (ngettext("flowtest: {count} mail path recovered",
+                      "flowtest: {count} mail paths recovered", n) if kind == "recovered"
+             else ngettext("flowtest: {count} mail path DOWN",
+                           "flowtest: {count} mail paths DOWN", n)).format(count=n)
     return title, "\n\n".join(a.body() for a in alerts)
 
 

@@ -21,6 +21,7 @@ from flowtest.config import Alias, Config
 from flowtest.errors import ConfigError
 from flowtest.flows import inbound
 from flowtest.flows.common import Options
+from flowtest.i18n import gettext as _
 from flowtest.mail.probe import new_run_id
 from flowtest.model import ProbeResult
 
@@ -34,10 +35,11 @@ def parse_duration(text: str) -> float:
     """"24h", "10m", "90s", "1.5d", or plain seconds."""
     m = _DURATION_RE.fullmatch(text)
     if not m:
-        raise ValueError(f"{text!r} is not a duration (e.g. 90s, 10m, 24h, 2d)")
+        raise ValueError(_("{text} is not a duration (e.g. 90s, 10m, 24h, 2d)").format(
+            text=repr(text)))
     value = float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a duration")
+        raise ValueError(_("{text} is not a duration").format(text=repr(text)))
     return value
 
 
@@ -75,19 +77,19 @@ class Plan:
     @classmethod
     def from_json(cls, data: object) -> Plan:
         if not isinstance(data, dict):
-            raise ValueError("not a plan")
+            raise ValueError(_("not a plan"))
         aliases = data.get("aliases")
         if not isinstance(aliases, list) or not aliases or not all(
                 isinstance(a, str) for a in aliases):
-            raise ValueError("a plan needs its aliases")
+            raise ValueError(_("a plan needs its aliases"))
         count, interval, started = (data.get("count"), data.get("interval_s"),
                                     data.get("started_at"))
         if not isinstance(count, int) or not 1 <= count <= MAX_PROBES:
-            raise ValueError("a plan needs a count")
+            raise ValueError(_("a plan needs a count"))
         if not isinstance(interval, int | float) or not 0 <= interval < 30 * DAY_S:
-            raise ValueError("a plan needs an interval")
+            raise ValueError(_("a plan needs an interval"))
         if not isinstance(started, int | float) or not math.isfinite(started):
-            raise ValueError("a plan needs a start")
+            raise ValueError(_("a plan needs a start"))
         return cls(str(data.get("run_id") or new_run_id())[:64], tuple(aliases), count,
                    float(interval), float(started))
 
@@ -97,7 +99,7 @@ def probe_count(*, count: int | None, duration_s: float | None, interval_s: floa
     if duration_s is None:
         return count if count is not None else 10
     if interval_s <= 0:
-        raise ConfigError("--duration needs an --interval of more than 0", key="--interval")
+        raise ConfigError(_("--duration needs an --interval of more than 0"), key="--interval")
     n = math.floor(duration_s / interval_s) + 1
     return min(n, count) if count is not None else n
 
@@ -112,7 +114,8 @@ def pick_aliases(config: Config, wanted: Sequence[str], everyone: bool) -> list[
     for w in wanted:
         alias = by_address.get(w.lower())
         if alias is None:
-            raise ConfigError(f"{w} is not one of the configured aliases", key="--alias")
+            raise ConfigError(_("{alias} is not one of the configured aliases").format(alias=w),
+                              key="--alias")
         if alias not in out:
             out.append(alias)
     return out
@@ -129,11 +132,16 @@ def check_budget(plan: Plan, *, budget: int | None, recent: int, done: int = 0) 
     per_day = left if plan.interval_s <= 0 else min(left, math.floor(DAY_S / plan.interval_s) + 1)
     if recent + per_day > budget:
         fit = max(budget - recent, 0)
-        hint = (f"; an --interval of at least {human(DAY_S / max(fit - 1, 1))} fits"
-                if fit > 1 else "")
-        raise ConfigError(
-            f"{per_day} probes in 24 hours, with {recent} already sent in the last 24 hours "
-            f"(history), would pass the budget of {budget}{hint}", key="limits.daily_sends")
+        values = {"probes": per_day, "recent": recent, "budget": budget}
+        if fit > 1:
+            reason = _("{probes} probes in 24 hours, with {recent} already sent in the last "
+                       "24 hours (history), would pass the budget of {budget}; an --interval "
+                       "of at least {interval} fits").format(
+                interval=human(DAY_S / max(fit - 1, 1)), **values)
+        else:
+            reason = _("{probes} probes in 24 hours, with {recent} already sent in the last "
+                       "24 hours (history), would pass the budget of {budget}").format(**values)
+        raise ConfigError(reason, key="limits.daily_sends")
 
 
 Progress = Callable[[int, int, float], None]   # (done, total, seconds left)
@@ -156,8 +164,8 @@ async def run(config: Config, plan: Plan, *, done: int = 0, on_probe: Sink,
             await asyncio.sleep(wait)
         alias = by_address.get(plan.alias_for(index).lower())
         if alias is None:
-            raise ConfigError(f"{plan.alias_for(index)} is no longer a configured alias",
-                              key="--alias")
+            raise ConfigError(_("{alias} is no longer a configured alias").format(
+                alias=plan.alias_for(index)), key="--alias")
         began = clock()
         [result] = await inbound.run(config, aliases=[alias], run_id=new_run_id(),
                                      options=options)

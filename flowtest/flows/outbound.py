@@ -20,6 +20,7 @@ from flowtest.config import Alias, Config
 from flowtest.errors import FlowtestError
 from flowtest.flows.common import Options, Progress, error_code, error_result, quiet, run_leg
 from flowtest.flows.common import wait_for as wait_for_probe
+from flowtest.i18n import gettext as _
 from flowtest.mail import authresults, judge, probe, received
 from flowtest.mail.dmarc import DmarcRecord, is_dmarc, parse_record
 from flowtest.mail.judge import DmarcRecordState
@@ -51,7 +52,8 @@ async def dmarc_record(client: DnsClient, domain: str) -> DmarcLookup:
         if answer.failed:
             # Falling through to the org domain here would read a policy the
             # subdomain may override: stop, and say the answer is unknown.
-            return DmarcLookup("unknown", detail=f"{answer.status} at _dmarc.{name}")
+            return DmarcLookup("unknown", detail=_("{status} at {name}").format(
+                status=answer.status, name=f"_dmarc.{name}"))
         records = [r for r in answer.records if is_dmarc(r)]
         if len(records) == 1:
             return DmarcLookup("found", records[0])

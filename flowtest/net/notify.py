@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 from flowtest.secrets import SCHEMES, Secret, redact, redact_logs
 
 log = logging.getLogger("flowtest.notify")
@@ -74,7 +75,7 @@ def _remember_token_parts(url: str) -> None:
 
     Host names and addresses, port numbers and option words are left alone:
     masking "127.0.0.1" or "html" everywhere would hide more than secrets."""
-    _, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     for part in _SPLIT_RE.split(urllib.parse.unquote(rest) if sep else url):
         if (len(part) < 6 or _HOSTNAME_RE.match(part) or _IPV4_RE.match(part)
                 or _PLAIN_WORD_RE.match(part)):
@@ -107,12 +108,13 @@ class Target:
 
 def _resolve(spec: str, what: str) -> str:
     spec = spec.strip()
-    scheme, sep, _ = spec.partition(":")
+    scheme, sep, _rest = spec.partition(":")
     if sep and scheme in SCHEMES and not spec.startswith(f"{scheme}://"):
         return Secret(spec).reveal().strip()   # SecretError is a ConfigError
     if not _URL_RE.match(spec):
-        raise ConfigError(f"a {what} is a URL (scheme://…) or a reference to one "
-                          "(env:NAME, file:PATH, keyring:SERVICE/USER)", key=f"--{what}")
+        raise ConfigError(_("a {what} target is a URL (scheme://…) or a reference to one "
+                            "(env:NAME, file:PATH, keyring:SERVICE/USER)").format(what=what),
+                          key=f"--{what}")
     return spec
 
 
@@ -131,8 +133,9 @@ def notify_target(spec: str) -> Target:
     _remember_token_parts(url)
     target = Target(spec.strip(), _label(spec, url), url)
     if _apprise().Apprise.instantiate(url) is None:
-        raise ConfigError(f"apprise cannot send to {target.label}: unknown scheme or a "
-                          "malformed URL (docs/alerts.md lists the forms)", key="--notify")
+        raise ConfigError(_("apprise cannot send to {target}: unknown scheme or a "
+                            "malformed URL (docs/alerts.md lists the forms)").format(
+                                target=target.label), key="--notify")
     return target
 
 
@@ -142,8 +145,8 @@ def ping_target(spec: str) -> Target:
     url = _resolve(spec, "ping")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("a ping URL is http:// or https://, e.g. "
-                          "https://hc-ping.com/<uuid>", key="--ping")
+        raise ConfigError(_("a ping URL is http:// or https://, e.g. "
+                            "https://hc-ping.com/<uuid>"), key="--ping")
     # The path is the check's secret (its UUID, or a ping key and a slug).
     for secret in (parts.path.rstrip("/"), parts.query):
         if len(secret.strip("/")) >= 6:

@@ -20,7 +20,8 @@ from tenacity import (
 )
 
 from flowtest.config import Account, Endpoint, Timeouts, TlsSettings
-from flowtest.errors import AuthError, TLSError, TransportError, is_transient
+from flowtest.errors import AuthError, TLSError, TransportError, Unreachable, is_transient
+from flowtest.i18n import gettext as _
 from flowtest.net.tls import client_context, describe
 from flowtest.secrets import normalize_app_password, redact
 
@@ -70,8 +71,8 @@ class Submission:
     async def connect(self) -> None:
         ep = self.endpoint
         if ep.tls == "plain" and not self.tls.insecure:
-            raise TLSError("refusing a plaintext SMTP connection (use --insecure to allow it)",
-                           endpoint=self.name)
+            raise TLSError(_("refusing a plaintext SMTP connection (use --insecure to allow "
+                             "it)"), endpoint=self.name)
         ctx = client_context(self.tls)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -87,8 +88,8 @@ class Submission:
                 sock.close()
                 raise
         except (OSError, TimeoutError) as exc:
-            raise TransportError(f"cannot connect: {exc or 'timed out'}", endpoint=self.name,
-                                 transient=True) from None
+            raise Unreachable(_("cannot connect: {error}").format(
+                error=exc or _("timed out")), endpoint=self.name) from None
         timings["tcp"] = time.perf_counter() - t0
         client = aiosmtplib.SMTP(sock=sock, hostname=ep.host,
                                  local_hostname=self.local_hostname, tls_context=ctx,
@@ -105,8 +106,8 @@ class Submission:
             offered = client.supports_extension("starttls")
             if ep.tls == "starttls" and not offered and not self.tls.insecure:
                 # A man in the middle can delete STARTTLS from EHLO (RFC 3207 §6).
-                raise TLSError("server does not offer STARTTLS (stripped or misconfigured); "
-                               "refusing to log in in plaintext (--insecure allows it)",
+                raise TLSError(_("server does not offer STARTTLS (stripped or misconfigured); "
+                                 "refusing to log in in plaintext (--insecure allows it)"),
                                endpoint=self.name)
             if ep.tls == "starttls" and offered:
                 t = time.perf_counter()
@@ -138,8 +139,9 @@ class Submission:
             await self.close()
             if isinstance(exc.__cause__, ssl.SSLError):
                 raise TLSError(describe(exc.__cause__), endpoint=self.name) from None
-            raise TransportError(f"connection failed: {redact(str(exc))}", endpoint=self.name,
-                                 transient=True) from None
+            # Dropped before or while the server greeted us: nothing usable answered.
+            raise Unreachable(_("connection failed: {error}").format(error=redact(str(exc))),
+                              endpoint=self.name) from None
         self.session_timings = timings
 
     def _password(self) -> str:
@@ -207,8 +209,8 @@ class Submission:
                                  code=exc.code, transient=400 <= exc.code < 500) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self.close()
-            raise TransportError(f"connection lost: {redact(str(exc))}", endpoint=self.name,
-                                 transient=True) from None
+            raise TransportError(_("connection lost: {error}").format(error=redact(str(exc))),
+                                 endpoint=self.name, transient=True) from None
         return Receipt(f"{response.code} {response.message}", accepted_at, timings)
 
     async def _reset(self) -> None:

@@ -8,6 +8,7 @@ import ssl
 from pathlib import Path
 
 from flowtest.config import TlsSettings
+from flowtest.i18n import gettext as _
 
 
 def client_context(settings: TlsSettings) -> ssl.SSLContext:
@@ -40,5 +41,6 @@ def _context(ca_file: Path | None, insecure: bool,
 def describe(exc: BaseException) -> str:
     """A certificate error in words: expired, wrong host, unknown issuer."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate not trusted: {exc.verify_message or exc.reason}"
-    return f"TLS failed: {exc}"
+        return _("certificate not trusted: {reason}").format(
+            reason=exc.verify_message or exc.reason)
+    return _("TLS failed: {error}").format(error=exc)

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from flowtest.i18n import gettext as _
 from flowtest.secrets import redact
 
 # XML 1.0 allows no control character but tab, newline and carriage return
@@ -52,17 +53,20 @@ def build(report: dict[str, Any]) -> bytes:
         kind = {"type": codes[0]} if codes else {}
         if p["verdict"] == "fail":
             ET.SubElement(case, "failure", message=p["diagnosis"][0] if p["diagnosis"]
-                          else "failed", **kind).text = text
+                          else _("failed"), **kind).text = text
         elif p["verdict"] == "error":
             ET.SubElement(case, "error", message=p["diagnosis"][0] if p["diagnosis"]
-                          else "error", **kind).text = text
+                          else _("error"), **kind).text = text
         ET.SubElement(case, "system-out").text = text
+    # Tags, names and classes are structure (CI tools read them); only the
+    # messages and texts are people's words.
     for f in dns:
+        fix = _("fix: {fix}").format(fix=f["fix"])
         case = ET.SubElement(suite, "testcase", classname="flowtest.dns", name=f["code"])
         if f["severity"] == "error":
-            ET.SubElement(case, "failure", message=f["message"]).text = f"fix: {f['fix']}"
+            ET.SubElement(case, "failure", message=f["message"]).text = fix
         else:
-            ET.SubElement(case, "system-out").text = f"{f['message']}\nfix: {f['fix']}"
+            ET.SubElement(case, "system-out").text = f"{f['message']}\n{fix}"
     if not probes and not dns:
         ET.SubElement(suite, "testcase", classname="flowtest.dns", name="all-clear")
     _well_formed(suite)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from flowtest.i18n import gettext as _
 from flowtest.mail import stats
 
 By = Literal["week", "run", "alias"]
@@ -27,9 +28,19 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class Group:
-    label: str
+    label: str          # "this week", "last week", "run <id>" or an alias: see shown()
     latencies: tuple[float, ...]
     lost: int
+
+    def shown(self) -> str:
+        """The label in people's language (an alias or a run id stays as it is)."""
+        if self.label == "this week":
+            return _("this week")
+        if self.label == "last week":
+            return _("last week")
+        if self.label.startswith("run "):
+            return _("run {id}").format(id=self.label[4:])
+        return self.label
 
     @property
     def median(self) -> float | None:
@@ -77,11 +88,15 @@ def groups(history: Iterable[dict[str, Any]], by: By, *, now: float | None = Non
 
 def describe(g: Group) -> str:
     if g.median is None:
-        return f"{g.label}: no delivered probes (n = 0, {g.lost} lost)"
-    ci = ("no interval below 6 probes" if g.ci is None
-          else f"95% CI {g.ci[0]:.3f}–{g.ci[1]:.3f} s")
-    lost = f", {g.lost} lost" if g.lost else ""
-    return f"{g.label}: median {g.median:.3f} s ({ci}, n = {len(g.latencies)}{lost})"
+        return _("{group}: no delivered probes (n = 0, {lost} lost)").format(
+            group=g.shown(), lost=g.lost)
+    ci = (_("no interval below 6 probes") if g.ci is None
+          else _("95% CI {low}–{high} s").format(low=f"{g.ci[0]:.3f}", high=f"{g.ci[1]:.3f}"))
+    values = {"group": g.shown(), "median": f"{g.median:.3f}", "ci": ci,
+              "count": len(g.latencies), "lost": g.lost}
+    if g.lost:
+        return _("{group}: median {median} s ({ci}, n = {count}, {lost} lost)").format(**values)
+    return _("{group}: median {median} s ({ci}, n = {count})").format(**values)
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ def compare(groups_: Sequence[Group]) -> Verdict:
     """One sentence about the slowest group against the fastest."""
     usable = [g for g in groups_ if g.median is not None]
     if len(usable) < 2:
-        return Verdict("Nothing to compare: fewer than two groups with delivered probes.",
+        return Verdict(_("Nothing to compare: fewer than two groups with delivered probes."),
                        None, None)
     slow = max(usable, key=lambda g: g.median or 0.0)
     fast = min(usable, key=lambda g: g.median or 0.0)
@@ -103,15 +118,17 @@ def compare(groups_: Sequence[Group]) -> Verdict:
         slow, fast = usable[0], usable[1]
     diff = (slow.median or 0.0) - (fast.median or 0.0)
     p = stats.mann_whitney_p(slow.latencies, fast.latencies)
-    head = (f"{slow.label} is slower than {fast.label} by {diff:.3f} s at the median"
-            if diff > 0 else f"{slow.label} and {fast.label} have the same median")
+    names = {"slow": slow.shown(), "fast": fast.shown(), "diff": f"{diff:.3f}"}
+    head = (_("{slow} is slower than {fast} by {diff} s at the median").format(**names)
+            if diff > 0 else _("{slow} and {fast} have the same median").format(**names))
     if p is None:
-        return Verdict(f"{head}; too few probes to tell that from noise (5 a side needed).",
-                       None, None)
+        return Verdict(_("{head}; too few probes to tell that from noise (5 a side "
+                         "needed).").format(head=head), None, None)
     apart = (slow.ci is not None and fast.ci is not None and slow.ci[0] > fast.ci[1])
     if p < ALPHA:
-        also = "; their 95% intervals do not overlap" if apart else ""
-        return Verdict(f"{head}: larger than the noise (Mann-Whitney p = {p:.3g}){also}.",
-                       True, p)
-    return Verdict(f"{head}: within the noise (Mann-Whitney p = {p:.3g}); no real change "
-                   "can be claimed.", False, p)
+        sentence = (_("{head}: larger than the noise (Mann-Whitney p = {p}); their 95% "
+                      "intervals do not overlap.") if apart
+                    else _("{head}: larger than the noise (Mann-Whitney p = {p})."))
+        return Verdict(sentence.format(head=head, p=f"{p:.3g}"), True, p)
+    return Verdict(_("{head}: within the noise (Mann-Whitney p = {p}); no real change can "
+                     "be claimed.").format(head=head, p=f"{p:.3g}"), False, p)

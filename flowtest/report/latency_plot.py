@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from flowtest.mail.stats import Summary, percentile, supported
+from flowtest.i18n import gettext as _
+from flowtest.mail.stats import END_TO_END, Summary, percentile, supported
 
 W, H = 760, 320
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 36, 52
@@ -32,6 +34,21 @@ class Point:
     at: float
     latency_s: float | None
     alias: str
+
+
+_HOP_NAME = re.compile(r"hop (\d+): (.*)", re.DOTALL)
+
+
+def stretch(name: str) -> str:
+    """A stretch's name (mail.stats: "end to end", "hop 2: mx.example") in
+    people's language; the name itself stays as it is in JSON and CSV."""
+    if name == END_TO_END:
+        return _("end to end")
+    m = _HOP_NAME.fullmatch(name)
+    if m is None:
+        return name
+    host = _("Gmail internal") if m.group(2) == "Gmail internal" else m.group(2)
+    return _("hop {number}: {host}").format(number=m.group(1), host=host)
 
 
 def e(text: object) -> str:
@@ -167,14 +184,15 @@ def timeline(points: Sequence[Point], *, title: str) -> str:
     def x(at: float) -> float:
         return LEFT + (at - start) / span * (W - LEFT - RIGHT)
 
-    _y_axis(parts, ys, "end-to-end latency (seconds)")
+    _y_axis(parts, ys, _("end-to-end latency (seconds)"))
     _frame(parts)
     for t in time_ticks(start, end):
         parts.append(f'<line x1="{x(t):.1f}" y1="{H - BOTTOM}" x2="{x(t):.1f}" '
                      f'y2="{H - BOTTOM + 4}" stroke="{AXIS}"/>')
         parts.append(_text(x(t), H - BOTTOM + 16, _clock(t, span), anchor="middle"))
-    zone = time.strftime("%Z") or "local"
-    parts.append(_text((LEFT + W - RIGHT) / 2, H - 12, f"time sent ({zone})", anchor="middle"))
+    zone = time.strftime("%Z") or _("local")
+    parts.append(_text((LEFT + W - RIGHT) / 2, H - 12, _("time sent ({zone})").format(zone=zone),
+                       anchor="middle"))
     n = len(values)
     for q, colour in ((50, "#1a7f37"), (90, "#9a6700")):
         if values and supported(q, n):
@@ -184,8 +202,8 @@ def timeline(points: Sequence[Point], *, title: str) -> str:
             # p50 below its line, p90 above: close lines keep readable labels.
             parts.append(_text(W - RIGHT - 2, v + 11 if q == 50 else v - 3, f"p{q}",
                                anchor="end", fill=colour))
-    notes = [f"p{q} needs {10 if q == 90 else 100} probes" for q in (90, 99)
-             if not supported(q, n)]
+    notes = [_("p{q} needs {count} probes").format(q=q, count=10 if q == 90 else 100)
+             for q in (90, 99) if not supported(q, n)]
     colour_of = colours(points)
     for p in points:
         c = colour_of[p.alias]
@@ -193,16 +211,21 @@ def timeline(points: Sequence[Point], *, title: str) -> str:
             cx, cy = x(p.at), TOP + 6
             parts.append(f'<path d="M{cx - 4:.1f},{cy - 4:.1f}L{cx + 4:.1f},{cy + 4:.1f}'
                          f'M{cx - 4:.1f},{cy + 4:.1f}L{cx + 4:.1f},{cy - 4:.1f}" '
-                         f'stroke="{LOST}" stroke-width="2"><title>{e(p.alias)}: lost at '
-                         f'{e(_clock(p.at, 0))}</title></path>')
+                         f'stroke="{LOST}" stroke-width="2"><title>'
+                         + e(_("{alias}: lost at {time}").format(alias=p.alias,
+                                                                 time=_clock(p.at, 0)))
+                         + "</title></path>")
         else:
             parts.append(f'<circle cx="{x(p.at):.1f}" cy="{ys(p.latency_s):.1f}" r="3" '
-                         f'fill="{c}"><title>{e(p.alias)}: {p.latency_s:.3f} s at '
-                         f'{e(_clock(p.at, 0))}</title></circle>')
+                         f'fill="{c}"><title>'
+                         + e(_("{alias}: {seconds} s at {time}").format(
+                             alias=p.alias, seconds=f"{p.latency_s:.3f}", time=_clock(p.at, 0)))
+                         + "</title></circle>")
     lost = len(points) - n
-    legend = [f"n = {n} delivered", *( [f"{lost} lost (x)"] if lost else []), *notes]
+    legend = [_("n = {count} delivered").format(count=n),
+              *([_("{count} lost (x)").format(count=lost)] if lost else []), *notes]
     if ys.log:
-        legend.append("log scale")
+        legend.append(_("log scale"))
     parts.append(_text(W - RIGHT, TOP - 4, "; ".join(legend), anchor="end",
                        fill=LOST if lost else AXIS))
     if len(colour_of) > 1:
@@ -223,17 +246,17 @@ def distribution(values: Sequence[float], *, title: str) -> str:
         parts.append(_text(xs(t), H - BOTTOM + 16, fmt_s(t), anchor="middle"))
         parts.append(f'<line x1="{xs(t):.1f}" y1="{TOP}" x2="{xs(t):.1f}" y2="{H - BOTTOM}" '
                      'stroke="#eaeef2"/>')
-    scale_note = ", log scale" if xs.log else ""
-    parts.append(_text((LEFT + W - RIGHT) / 2, H - 12,
-                       f"end-to-end latency (seconds{scale_note})", anchor="middle"))
+    axis = (_("end-to-end latency (seconds, log scale)") if xs.log
+            else _("end-to-end latency (seconds)"))
+    parts.append(_text((LEFT + W - RIGHT) / 2, H - 12, axis, anchor="middle"))
 
     def y(share: float) -> float:
         return H - BOTTOM - share * (H - BOTTOM - TOP)
 
     for share in (0, 0.25, 0.5, 0.75, 0.9, 1.0):
         parts.append(_text(LEFT - 6, y(share) + 4, f"{share:.0%}", anchor="end"))
-    parts.append(_text(16, (TOP + H - BOTTOM) / 2, "probes at or under (%)", anchor="middle",
-                       rotate=True))
+    parts.append(_text(16, (TOP + H - BOTTOM) / 2, _("probes at or under (%)"),
+                       anchor="middle", rotate=True))
     ordered = sorted(values)
     if ordered:
         n = len(ordered)
@@ -268,7 +291,7 @@ def hops(summaries: Sequence[Summary], *, title: str) -> str:
     def x(v: float) -> float:
         return LEFT + v / top * span
 
-    rows = [("hops (median each)", 60), ("end to end (median)", 110)]
+    rows = [(_("hops (median each)"), 60), (_("end to end (median)"), 110)]
     for label, y in rows:
         parts.append(_text(LEFT, y - 6, label, fill=AXIS))
     at = 0.0
@@ -276,19 +299,24 @@ def hops(summaries: Sequence[Summary], *, title: str) -> str:
         v = s.p50 or 0.0
         c = PALETTE[i % len(PALETTE)]
         parts.append(f'<rect x="{x(at):.1f}" y="60" width="{max(x(at + v) - x(at), 1):.1f}" '
-                     f'height="24" fill="{c}"><title>{e(s.name)}: median {v:.3f} s '
-                     f'(±{s.resolution_s:g} s), n = {s.count}</title></rect>')
+                     f'height="24" fill="{c}"><title>'
+                     + e(_("{name}: median {seconds} s (±{resolution} s), n = {count}").format(
+                         name=stretch(s.name), seconds=f"{v:.3f}",
+                         resolution=f"{s.resolution_s:g}", count=s.count))
+                     + "</title></rect>")
         parts.append(f'<rect x="{LEFT + (i % 3) * 240}" y="{140 + (i // 3) * 16}" width="10" '
                      f'height="10" fill="{c}"/>')
         parts.append(_text(LEFT + 14 + (i % 3) * 240, 149 + (i // 3) * 16,
-                           f"{s.name[:30]}: {fmt_s(v)} ±{fmt_s(s.resolution_s or 0)}"))
+                           f"{stretch(s.name)[:30]}: {fmt_s(v)} ±{fmt_s(s.resolution_s or 0)}"))
         at += v
     if e2e is not None and e2e.p50 is not None:
         parts.append(f'<rect x="{LEFT}" y="110" width="{max(x(e2e.p50) - LEFT, 1):.1f}" '
-                     f'height="16" fill="#8c959f"><title>end to end: median {e2e.p50:.3f} s, '
-                     f'n = {e2e.count}</title></rect>')
+                     f'height="16" fill="#8c959f"><title>'
+                     + e(_("end to end: median {seconds} s, n = {count}").format(
+                         seconds=f"{e2e.p50:.3f}", count=e2e.count))
+                     + "</title></rect>")
         parts.append(_text(x(e2e.p50) + 4, 123, fmt_s(e2e.p50)))
-    parts.append(_text(W - RIGHT, 20, "seconds; ± is each hop's stamp resolution",
+    parts.append(_text(W - RIGHT, 20, _("seconds; ± is each hop's stamp resolution"),
                        anchor="end", fill=AXIS))
     parts.append("</svg>")
     return "".join(parts) + "\n"
@@ -308,7 +336,7 @@ def hour_profile(points: Sequence[Point], *, title: str) -> str:
     medians = {h: percentile(v, 50) for h, v in by_hour.items() if v}
     parts = _open(title)
     ys = seconds_scale(list(medians.values()), H - BOTTOM, TOP + 14)
-    _y_axis(parts, ys, "median latency (seconds)")
+    _y_axis(parts, ys, _("median latency (seconds)"))
     _frame(parts)
     slot = (W - LEFT - RIGHT) / 24
     for h in range(24):
@@ -319,11 +347,14 @@ def hour_profile(points: Sequence[Point], *, title: str) -> str:
             y = ys(medians[h])
             parts.append(f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{slot - 4:.1f}" '
                          f'height="{max(H - BOTTOM - y, 1):.1f}" fill="#0969da"><title>'
-                         f'{h:02d}:00: median {medians[h]:.3f} s, n = {len(by_hour[h])}, '
-                         f'lost {lost[h]}</title></rect>')
+                         + e(_("{hour}: median {seconds} s, n = {count}, lost {lost}").format(
+                             hour=f"{h:02d}:00", seconds=f"{medians[h]:.3f}",
+                             count=len(by_hour[h]), lost=lost[h]))
+                         + "</title></rect>")
         if lost[h]:
             parts.append(_text(x + slot / 2, TOP + 10, "x", anchor="middle", fill=LOST))
-    parts.append(_text((LEFT + W - RIGHT) / 2, H - 12, f"hour of day ({time.strftime('%Z')})",
+    parts.append(_text((LEFT + W - RIGHT) / 2, H - 12,
+                       _("hour of day ({zone})").format(zone=time.strftime("%Z")),
                        anchor="middle"))
     parts.append("</svg>")
     return "".join(parts) + "\n"

@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flowtest.i18n import N_, ngettext
+from flowtest.i18n import gettext as _
 from flowtest.mail.text import inert
 
 NAGIOS_CODES = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
 NAGIOS_WORDS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+# The leg in the summary's words (perfdata labels keep "inbound"/"outbound").
+LEGS = {"inbound": N_("inbound"), "outbound": N_("outbound")}
 
 
 def _label(text: str) -> str:
@@ -29,13 +33,19 @@ def nagios(report: dict[str, Any], *, warn_s: float, crit_s: float) -> tuple[int
         first = bad[0]
         codes = [f["code"] for f in first.get("findings", ())]
         headline = f"{codes[0]}: " if codes else ""
-        summary = (f"{len(bad)}/{len(probes)} probes not passing; {first['leg']} {first['alias']}: "
-                   f"{headline}"
-                   f"{first['diagnosis'][0] if first['diagnosis'] else first['verdict']}")
+        # The words follow the language; the status word, codes, leg and
+        # perfdata never do (monitoring systems read them).
+        summary = ngettext("{bad}/{total} probe not passing; {leg} {alias}: {why}",
+                           "{bad}/{total} probes not passing; {leg} {alias}: {why}",
+                           len(probes)).format(
+            bad=len(bad), total=len(probes), leg=_(LEGS.get(first["leg"], first["leg"])),
+            alias=first["alias"],
+            why=headline + (first["diagnosis"][0] if first["diagnosis"] else first["verdict"]))
     elif dns_bad:
         summary = f"DNS: {dns_bad[0]['code']}: {dns_bad[0]['message']}"
     else:
-        summary = f"{len(probes)} probes delivered"
+        summary = ngettext("{count} probe delivered", "{count} probes delivered",
+                           len(probes)).format(count=len(probes))
     perf = []
     for p in probes:
         label = _label(f"{p['leg']}_{p['alias']}")
