@@ -6,6 +6,7 @@
 """
 
 from flowtest.config.reader import TOP_KEYS, load, parse
+from flowtest.config.serve import ServeSettings
 from flowtest.config.settings import (
     MAX_ALIASES,
     Account,
@@ -28,7 +29,8 @@ from flowtest.model import Thresholds
 
 __all__ = [
     "MAX_ALIASES", "SECRET_SOURCES", "TEMPLATE", "TOP_KEYS", "Account", "Alias", "CleanupMode",
-    "Config", "DnsSettings", "Endpoint", "Limits", "Target", "Thresholds", "Timeouts", "TlsMode",
-    "TlsSettings", "check_address", "check_domain", "load", "parse", "receiver", "secret_ref",
+    "Config", "DnsSettings", "Endpoint", "Limits", "ServeSettings", "Target", "Thresholds",
+    "Timeouts", "TlsMode", "TlsSettings", "check_address", "check_domain", "load", "parse",
+    "receiver", "secret_ref",
     "template",
 ]

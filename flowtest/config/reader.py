@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowtest import providers
+from flowtest.config.serve import parse_serve
 from flowtest.config.settings import (
     MAX_ALIASES,
     Account,
@@ -233,7 +234,7 @@ def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
 
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
-            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits"}
+            "thresholds", "dkim_selectors", "require_dmarc_pass", "limits", "serve"}
 
 
 def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
@@ -328,6 +329,9 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
             isinstance(s, str) and re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in raw_selectors):
         raise r.fail("dkim_selectors", "must be a list of selector names like \"s1\"")
 
+    target = r.choice(data, "target", ("sandbox", "live"), "live")
+    serve = parse_serve(r.table(data, "serve", required=False), r.fail, live=target == "live")
+
     return Config(
         domain=domain,
         dkim_selectors=tuple(raw_selectors),
@@ -335,13 +339,14 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         aliases=tuple(aliases),
         gmail=gmail,
         probe=probe,
-        target=r.choice(data, "target", ("sandbox", "live"), "live"),  # type: ignore[arg-type]
+        target=target,  # type: ignore[arg-type]
         dns=dns,
         tls=tls,
         timeouts=timeouts,
         thresholds=thresholds,
         limits=limits,
         cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
+        serve=serve,
         path=file,
     )
 

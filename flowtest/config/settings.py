@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from flowtest import providers
+from flowtest.config.serve import ServeSettings
 from flowtest.model import Receiver, Thresholds
 from flowtest.secrets import Secret
 
@@ -139,6 +140,7 @@ class Config:
     cleanup: CleanupMode = "trash"
     dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
     require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
+    serve: ServeSettings = field(default_factory=ServeSettings)   # flowtest serve
     path: Path | None = None
 
 
