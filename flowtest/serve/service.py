@@ -10,6 +10,7 @@ history.jsonl (so `flowtest report` and `flowtest run`'s budget see it).
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -90,6 +91,8 @@ class Service:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[Any]] = set()
+        self.counts: collections.Counter[str] = collections.Counter()  # runs done, by kind
+        self._ran = asyncio.Event()
         self.metrics.dns_findings([f.get("severity", "") for f in self.dns])
         self._update_budget()
 
@@ -186,6 +189,7 @@ class Service:
             if leg == "outbound" and self.budget() < len(targets):
                 log.warning("outbound skipped: %g send(s) left of limits.daily_sends in 24 "
                             "hours, %d needed", self.budget(), len(targets))
+                self._count("outbound-skipped")
                 return []
             if delivery_s is not None:
                 config = dataclasses.replace(config, timeouts=dataclasses.replace(
@@ -206,6 +210,7 @@ class Service:
             await self._alert("observe", results, run_id=run_id)
             verdict = worst([r.verdict for r in results])
             await self._alert("run_finished", run_id, verdict, summary(results))
+            self._count(leg)
             return results
 
     async def _probe(self, config: Config, leg: str, targets: list[Alias],
@@ -261,6 +266,7 @@ class Service:
             self.metrics.observe_run("doctor", verdict)
             log.info("run doctor %s: %s in %.1f s: %s", run_id, verdict, time.time() - started,
                      text)
+            self._count("doctor")
 
     async def run_cleanup(self) -> None:
         async with self.locks["cleanup"]:
@@ -277,6 +283,21 @@ class Service:
             self.metrics.observe_run("cleanup", verdict)
             log.info("run cleanup %s: %s in %.1f s: %s", run_id, verdict,
                      time.time() - started, redact(text))
+            self._count("cleanup")
+
+    def _count(self, kind: str) -> None:
+        self.counts[kind] += 1
+        self._ran.set()
+
+    async def wait_for_runs(self, kind: str, count: int, timeout: float) -> None:
+        """Until ``count`` runs of ``kind`` are done (tests and benchmarks wait
+        on this instead of sleeping); TimeoutError otherwise."""
+        async def reached() -> None:
+            while self.counts[kind] < count:
+                self._ran.clear()
+                await self._ran.wait()
+
+        await asyncio.wait_for(reached(), timeout)
 
     async def _alert(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Alerts never break a run: a failing notifier is logged, redacted."""
