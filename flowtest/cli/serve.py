@@ -43,6 +43,8 @@ def add(sub: Any) -> None:
     sp.add_argument("--listen", metavar="HOST:PORT",
                     help="HTTP address (default: serve.listen, 127.0.0.1:9466); anything but "
                          "loopback needs serve.bearer_token or serve.basic_user/password")
+    sp.add_argument("--vantage", metavar="NAME",
+                    help="the vantage label of every metric (default: serve.vantage)")
     sp.add_argument("--notify", metavar="URL", action="append", default=[],
                     help="an apprise URL to alert on state changes, beside serve.notify "
                          "(repeatable)")
@@ -70,6 +72,18 @@ def listen_address(config: Any, args: argparse.Namespace) -> tuple[str, int]:
     return host, port
 
 
+def with_vantage(config: Any, vantage: str | None) -> Any:
+    if vantage is None:
+        return config
+    from flowtest.config.serve import parse_serve
+
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(reason, key="--vantage")
+
+    parse_serve({"vantage": vantage}, fail, live=False)  # the same rule as the config's
+    return dataclasses.replace(config, serve=dataclasses.replace(config.serve, vantage=vantage))
+
+
 def notify_targets(config: Any, args: argparse.Namespace) -> list[str]:
     """serve.notify (secret references, revealed here) and --notify URLs."""
     return [s.reveal() for s in config.serve.notify] + list(args.notify)
@@ -92,6 +106,7 @@ def main(args: argparse.Namespace) -> int:
         config = target.config
         if target.world is not None:
             config = dataclasses.replace(config, serve=config.serve.scaled_for_sandbox())
+        config = with_vantage(config, args.vantage)
         host, port = listen_address(config, args)
         live = config.target != "sandbox"
         asyncio.run(_serve(config, args, host, port, poll_s=30.0 if live else 1.0,
@@ -163,7 +178,7 @@ def _reload(service: Any, args: argparse.Namespace) -> None:
         log.warning("config reload refused: --sandbox has no config file; keeping the old")
         return
     try:
-        new = overrides(cfg.load(args.config), args)
+        new = with_vantage(overrides(cfg.load(args.config), args), args.vantage)
         if new.target != service.config.target:
             raise ConfigError("target cannot change on reload; restart instead", key="target",
                               file=args.config)
