@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from flowtest.cli.target import add_config_option, add_fault_option, opened
+from flowtest.cli.target import add_config_option, add_fault_option, opened, seconds
 from flowtest.errors import ConfigError
 
 log = logging.getLogger("flowtest.serve")
@@ -48,6 +48,9 @@ def add(sub: Any) -> None:
     sp.add_argument("--notify", metavar="URL", action="append", default=[],
                     help="an apprise URL to alert on state changes, beside serve.notify "
                          "(repeatable)")
+    sp.add_argument("--poll-s", metavar="S", type=seconds,
+                    help="how often the watchers look without a push (default: 30 live, "
+                         "1 sandbox); IDLE announces new mail at once anyway")
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
                     help="where serve.sqlite3, history.jsonl and the run folders go "
                          "(default: reports/)")
@@ -109,7 +112,8 @@ def main(args: argparse.Namespace) -> int:
         config = with_vantage(config, args.vantage)
         host, port = listen_address(config, args)
         live = config.target != "sandbox"
-        asyncio.run(_serve(config, args, host, port, poll_s=30.0 if live else 1.0,
+        poll_s = args.poll_s or (30.0 if live else 1.0)
+        asyncio.run(_serve(config, args, host, port, poll_s=poll_s,
                            settle_s=3.0 if live else 0.3))
     return EXIT_OK
 
