@@ -11,10 +11,12 @@ import asyncio
 import base64
 import dataclasses
 import itertools
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -325,3 +327,17 @@ def test_serve_config_section_is_checked(tmp_path: Path) -> None:
         assert "plain-text-token" not in str(err.value)
     assert parse_serve({"inbound_every_s": 5}, fail, live=False).inbound_every_s == 5
 
+
+
+def test_budget_counts_what_other_runs_sent(world: World, tmp_path: Path) -> None:
+    """A cron `flowtest run` sent 2 outbound probes today (history.jsonl): with
+    limits.daily_sends = 2, serve sends none."""
+    line = {"leg": "outbound", "target": "sandbox", "sent_at": time.time() - 60}
+    (tmp_path / "history.jsonl").write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n")
+    config = serve_config(world, daily_sends=2)
+
+    async def scenario() -> list[Any]:
+        async with serving(config, tmp_path, schedule=False) as (service, _):
+            return await service.run_leg("outbound")
+
+    assert run(scenario()) == []

@@ -38,8 +38,8 @@ def add(sub: Any) -> None:
     sp.add_argument("--sandbox", action="store_true",
                     help="serve against an embedded sandbox, on a schedule of seconds (a demo)")
     add_fault_option(sp, "with --sandbox: start with this fault (repeatable)")
-    sp.add_argument("--aliases", metavar="N", type=int, default=1,
-                    help="with --sandbox: how many aliases (default 1)")
+    sp.add_argument("--aliases", metavar="N", type=int,
+                    help="with --sandbox: how many aliases (default: the sandbox's three)")
     sp.add_argument("--listen", metavar="HOST:PORT",
                     help="HTTP address (default: serve.listen, 127.0.0.1:9466); anything but "
                          "loopback needs serve.bearer_token or serve.basic_user/password")
@@ -119,11 +119,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _sandbox_aliases(args: argparse.Namespace) -> list[str] | None:
-    if not args.sandbox:
+    if args.aliases is None:
         return None
+    if not args.sandbox:
+        raise ConfigError("--aliases needs --sandbox", key="--aliases")
     if not 1 <= args.aliases <= 50:
         raise ConfigError("must be 1 to 50", key="--aliases")
-    return [f"alias{i}" for i in range(1, args.aliases + 1)] if args.aliases > 1 else None
+    names = ["hello", "shop", "billing"] + [f"alias{i:03d}" for i in range(3, args.aliases)]
+    return names[:args.aliases]
 
 
 async def _serve(config: Any, args: argparse.Namespace, host: str, port: int, *,

@@ -172,8 +172,17 @@ class Service:
 
     # -- the runs --------------------------------------------------------------------
 
-    def budget(self) -> float:
-        return budget_left(self.store, self.config.limits.daily_budget(self.config.target))
+    def budget(self, *, with_history: bool = False) -> float:
+        """Outbound sends left. ``with_history``: also count what other
+        processes (a cron `flowtest run`) sent, from history.jsonl, which serve
+        appends to as well; read before each outbound run only."""
+        limit = self.config.limits.daily_budget(self.config.target)
+        left = budget_left(self.store, limit)
+        if with_history and limit is not None:
+            sent = history.recent_sends(self.report_dir / run_folder.HISTORY, leg="outbound",
+                                        target=self.config.target, now=time.time())
+            left = min(left, float(max(0, limit - len(sent))))
+        return left
 
     def _update_budget(self) -> None:
         self.metrics.budget_left(self.budget())
@@ -186,9 +195,9 @@ class Service:
         async with self.locks[leg]:
             config = self.config
             targets = list(aliases if aliases is not None else config.aliases)
-            if leg == "outbound" and self.budget() < len(targets):
+            if leg == "outbound" and self.budget(with_history=True) < len(targets):
                 log.warning("outbound skipped: %g send(s) left of limits.daily_sends in 24 "
-                            "hours, %d needed", self.budget(), len(targets))
+                            "hours, %d needed", self.budget(with_history=True), len(targets))
                 self._count("outbound-skipped")
                 return []
             if delivery_s is not None:
