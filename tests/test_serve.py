@@ -78,11 +78,12 @@ async def serving(config: cfg.Config, report_dir: Path, *, schedule: bool = True
         await runner.cleanup()
 
 
-def probes_left(world: World) -> list[bytes]:
-    """Probes (by their header) still outside Trash in either mailbox."""
+def probes_left(world: World, before: frozenset[bytes] = frozenset()) -> frozenset[bytes]:
+    """Probes (by their header) outside Trash in either mailbox, but those
+    already there ``before`` (the session's world is shared with other tests)."""
     raws = [raw for folder in ("INBOX", "[Gmail]/Spam") for _, raw, _ in
             world.gmail_folder(folder)] + [raw for _, raw, _ in world.probe_folder("INBOX")]
-    return [r for r in raws if b"X-Flowtest-Probe" in r]
+    return frozenset(r for r in raws if b"X-Flowtest-Probe" in r) - before
 
 
 @pytest.mark.faults("forward-delay=1")
@@ -90,6 +91,7 @@ def test_schedule_never_overlaps_a_leg_and_keeps_to_the_budget(world: World,
                                                               tmp_path: Path) -> None:
     """Periods shorter than a run, and on-demand runs on top: runs of one leg
     never overlap; outbound stops at limits.daily_sends (3 sends a day)."""
+    before = probes_left(world)
     config = serve_config(world, daily_sends=3, inbound_every_s=1.0, outbound_every_s=1.0)
 
     async def scenario() -> Service:
@@ -111,11 +113,12 @@ def test_schedule_never_overlaps_a_leg_and_keeps_to_the_budget(world: World,
     sent = db.execute("SELECT count(*) FROM results WHERE leg='outbound'").fetchone()[0]
     assert sent == 3 == db.execute("SELECT count(*) FROM sends").fetchone()[0]
     assert service.counts["outbound"] == 3
-    assert probes_left(world) == []
+    assert probes_left(world, before) == set()
 
 
 def test_states_follow_the_mail_path_and_survive_a_restart(world: World,
                                                           tmp_path: Path) -> None:
+    before = probes_left(world)
     config = serve_config(world)
     alias = config.aliases[0].address
 
@@ -145,7 +148,7 @@ def test_states_follow_the_mail_path_and_survive_a_restart(world: World,
             assert states == {("inbound", alias): "ok", ("outbound", alias): "unknown"}
 
     run(scenario())
-    assert probes_left(world) == []
+    assert probes_left(world, before) == set()
     # history.jsonl and `flowtest report` keep working from what serve wrote.
     assert (tmp_path / "history.jsonl").read_text().count("\n") == 5
     assert sorted(tmp_path.glob("*/report.html"))
@@ -192,6 +195,7 @@ def test_probe_is_bounded_by_the_scrape_timeout_and_rate_limited(world: World,
     """Cloudflare drops the copy: /probe answers probe_success 0 within the
     scraper's timeout (the run goes on to clean up), a second /probe at once
     is refused, and with probe_endpoint = false there is none."""
+    before = probes_left(world)
     config = serve_config(world, probe_min_interval_s=3600.0)
 
     async def scenario() -> tuple[int, dict[str, float], int, int]:
@@ -215,7 +219,7 @@ def test_probe_is_bounded_by_the_scrape_timeout_and_rate_limited(world: World,
     assert status == 200 and answer["probe_success"] == 0
     assert answer["probe_duration_seconds"] < 3
     assert (again, off) == (429, 404)
-    assert probes_left(world) == []
+    assert probes_left(world, before) == set()
     assert scrape_timeout("10") == 9.5 and scrape_timeout("nan") == 9.5
 
 

@@ -39,6 +39,7 @@ def rss_kb(pid: int) -> int:
 
 @pytest.mark.slow
 def test_a_simulated_day(world: World, tmp_path: Path) -> None:
+    before = probes_left(world)
     conf = write_config(world, tmp_path / "flowtest.toml", DAY)
     reports = tmp_path / "reports"
     alias = world.config().aliases[0].address
@@ -69,7 +70,7 @@ def test_a_simulated_day(world: World, tmp_path: Path) -> None:
     # Each state change is recorded once, with its own since-when.
     assert [w for w, _ in changes] == [w for _, w in HOURS]
     assert all(a[1] < b[1] for a, b in itertools.pairwise(changes))
-    assert probes_left(world) == []
+    assert probes_left(world, before) == set()
     third = len(sizes) // 3
     first, last = sum(sizes[:third]) / third, sum(sizes[-third:]) / third
     assert last < first * 1.25 + 8_000, sizes  # kB
