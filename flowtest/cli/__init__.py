@@ -32,6 +32,7 @@ from flowtest.cli import (
     report,
     run,
     sandbox,
+    serve,
 )
 from flowtest.cli.console import inert
 from flowtest.cli.interrupt import Interrupted, sigterm_interrupts
@@ -43,8 +44,8 @@ __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "main"]
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
 
 # In the order `flowtest --help` lists them.
-COMMANDS = (demo, run, sandbox, doctor, cleanup, login_check, inspect, latency, report, init,
-            explain)
+COMMANDS = (demo, run, serve, sandbox, doctor, cleanup, login_check, inspect, latency, report,
+            init, explain)
 
 
 class Parser(argparse.ArgumentParser):

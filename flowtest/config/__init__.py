@@ -7,6 +7,7 @@
 
 from flowtest.config.cloudflare import CloudflareSettings
 from flowtest.config.reader import TOP_KEYS, load, parse
+from flowtest.config.serve import ServeSettings
 from flowtest.config.settings import (
     MAX_ALIASES,
     Account,
@@ -41,6 +42,7 @@ __all__ = [
     "DnsSettings",
     "Endpoint",
     "Limits",
+    "ServeSettings",
     "Target",
     "Thresholds",
     "Timeouts",

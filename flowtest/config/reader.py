@@ -19,6 +19,7 @@ from typing import Any
 
 from flowtest import providers
 from flowtest.config import cloudflare
+from flowtest.config.serve import parse_serve
 from flowtest.config.settings import (
     MAX_ALIASES,
     Account,
@@ -246,7 +247,7 @@ def _nameserver(r: _Reader, key: str, value: object) -> tuple[str, int]:
 
 TOP_KEYS = {"domain", "aliases", "target", "cleanup", "gmail", "probe", "dns", "tls", "timeouts",
             "thresholds", "dkim_selectors", "require_dmarc_pass", "limits", "lang",
-            "cloudflare"}
+            "cloudflare", "serve"}
 # The languages a config may ask for (flowtest.i18n.LANGUAGES; --lang wins over it).
 LANGS = ("en", "zh")
 
@@ -349,6 +350,9 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
             isinstance(s, str) and re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in raw_selectors):
         raise r.fail("dkim_selectors", _("must be a list of selector names like \"s1\""))
 
+    target = r.choice(data, "target", ("sandbox", "live"), "live")
+    serve = parse_serve(r.table(data, "serve", required=False), r.fail, live=target == "live")
+
     return Config(
         domain=domain,
         dkim_selectors=tuple(raw_selectors),
@@ -356,7 +360,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         aliases=tuple(aliases),
         gmail=gmail,
         probe=probe,
-        target=r.choice(data, "target", ("sandbox", "live"), "live"),  # type: ignore[arg-type]
+        target=target,  # type: ignore[arg-type]
         dns=dns,
         tls=tls,
         timeouts=timeouts,
@@ -364,6 +368,7 @@ def parse(data: Mapping[str, Any], *, file: Path | None = None) -> Config:
         limits=limits,
         cleanup=r.choice(data, "cleanup", ("trash", "keep"), "trash"),  # type: ignore[arg-type]
         lang=r.choice(data, "lang", LANGS, "en") if "lang" in data else None,
+        serve=serve,
         path=file,
         cloudflare=cloudflare.read(r, data, domain, check_domain),
     )

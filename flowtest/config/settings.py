@@ -14,6 +14,7 @@ from typing import Literal
 
 from flowtest import providers
 from flowtest.config.cloudflare import CloudflareSettings
+from flowtest.config.serve import ServeSettings
 from flowtest.model import Receiver, Thresholds
 from flowtest.secrets import Secret
 
@@ -140,6 +141,7 @@ class Config:
     cleanup: CleanupMode = "trash"
     dkim_selectors: tuple[str, ...] = ()   # checked besides Cloudflare's cf2024-1
     require_dmarc_pass: bool = False       # outbound: a DMARC failure fails even under p=none
+    serve: ServeSettings = field(default_factory=ServeSettings)   # flowtest serve
     path: Path | None = None
     lang: str | None = None                # "en" or "zh"; None: --lang or the locale decides
     cloudflare: CloudflareSettings | None = None  # [cloudflare]: the API's view, optional

@@ -36,6 +36,17 @@ class Options:
     attachment: bytes | None = None
 
 
+@dataclass(frozen=True)
+class WarmWatchers:
+    """One watcher per mailbox that a long-running caller (``flowtest serve``)
+    keeps logged in and IDLE across runs: started with the bare token prefix
+    and ``bounces=True``, so one serves both legs (tokens differ per run and
+    leg). Runs given these neither start nor stop them."""
+
+    gmail: Watcher
+    probe: Watcher
+
+
 Judge = Callable[[Alias, probe.Probe, "Receipt | FlowtestError"], Awaitable[ProbeResult]]
 
 
@@ -43,13 +54,17 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
                   probes: Sequence[probe.Probe], run_id: str, *, sender: Account,
                   app_password: bool, target: tuple[Watcher, bool],
                   reports: tuple[Watcher, bool], judge: Judge,
-                  progress: Progress) -> list[ProbeResult]:
+                  progress: Progress, warm: bool = False) -> list[ProbeResult]:
     """The skeleton of both legs: watch the two mailboxes, send every probe
     through one session, judge each, clean up, always stop the watchers.
-    Each watcher comes with whether its account logs in with an app password."""
+    Each watcher comes with whether its account logs in with an app password.
+
+    ``warm``: the watchers were started by the caller (``flowtest serve``) and
+    stay logged in after the run; they are neither started nor stopped here."""
     progress("connect", "", _("watching {mailbox} and {reports}").format(
         mailbox=target[0].account.address, reports=reports[0].account.address))
-    failure = await start_watchers(target[0], reports[0])
+    failure = (next((w.died for w in (target[0], reports[0]) if w.died is not None), None)
+               if warm else await start_watchers(target[0], reports[0]))
     if failure is not None:
         return [error_result(leg, a.address, p.token, str(failure), code=error_code(failure))
                 for a, p in zip(targets, probes, strict=True)]
@@ -69,9 +84,10 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
         try:
             if config.cleanup == "trash":
                 await bounded_cleanup(config, run_id, [target, reports], progress,
-                                      interrupted=interrupted)
+                                      interrupted=interrupted, warm=warm)
         finally:
-            await asyncio.gather(target[0].stop(), reports[0].stop())
+            if not warm:
+                await asyncio.gather(target[0].stop(), reports[0].stop())
     return results
 
 
@@ -82,12 +98,12 @@ INTERRUPTED_CLEANUP_S = 5.0
 
 async def bounded_cleanup(config: Config, run_id: str,
                           watchers: Sequence[tuple[Watcher, bool]], progress: Progress, *,
-                          interrupted: bool) -> None:
+                          interrupted: bool, warm: bool = False) -> None:
     """Run ``cleanup`` in a task of its own, so that an interruption (before
     the cleanup or during it) gives it at most INTERRUPTED_CLEANUP_S more
     instead of cutting it off at once."""
     job = asyncio.ensure_future(cleanup(config, run_id, watchers, progress,
-                                        look_again=interrupted))
+                                        look_again=interrupted, warm=warm))
     if interrupted:
         await _finish_within(job, watchers, progress)
         return
@@ -232,7 +248,7 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
 
 
 async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher, bool]],
-                  progress: Progress, *, look_again: bool = False) -> None:
+                  progress: Progress, *, look_again: bool = False, warm: bool = False) -> None:
     """Move this run's probes (and bounces about them, and Sent copies) to Trash;
     nothing else. The watchers are stopped first: one connection per mailbox."""
     prefix = probe.run_prefix(run_id)
@@ -246,12 +262,16 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     look_s = INTERRUPTED_CLEANUP_S / 2 if look_again else config.timeouts.connect_s * 2
     await asyncio.gather(*(watcher.catch_up(look_s)
                            for watcher, _ in watchers if look_again or watcher.reconnects))
-    found_by = [{(a.folder, a.uid): a for tokens in watcher.arrived_tokens()
-                 for a in watcher.arrivals(tokens)} for watcher, _ in watchers]
+    # A warm watcher (flowtest serve) watches every run's tokens: take this run's.
+    found_by = [{(a.folder, a.uid): a for token in watcher.arrived_tokens()
+                 if token.startswith(prefix) for a in watcher.arrivals(token)}
+                for watcher, _ in watchers]
     # Stop every watcher before cleaning any mailbox: holding no connection
     # while waiting for one is what keeps overlapping runs from deadlocking
-    # under limits.imap_connections.
-    await asyncio.gather(*(watcher.stop() for watcher, _ in watchers))
+    # under limits.imap_connections. Warm watchers stay: serve needs
+    # limits.imap_connections >= 2 for that reason.
+    if not warm:
+        await asyncio.gather(*(watcher.stop() for watcher, _ in watchers))
     for (watcher, app_password), found in zip(watchers, found_by, strict=True):
         try:
             moved = await trash(watcher.account, list(found.values()), tls=config.tls,

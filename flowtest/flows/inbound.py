@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from flowtest.config import Alias, Config, receiver
 from flowtest.errors import FlowtestError
 from flowtest.flows import cfjoin
-from flowtest.flows.common import Options, Progress, error_code, error_result, quiet, run_leg
+from flowtest.flows.common import (
+    Options,
+    Progress,
+    WarmWatchers,
+    error_code,
+    error_result,
+    quiet,
+    run_leg,
+)
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.i18n import gettext as _
 from flowtest.mail import authresults, judge, probe, received
@@ -39,8 +47,10 @@ def same_account_problem(config: Config) -> str | None:
 
 async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
               run_id: str | None = None, options: Options | None = None,
-              progress: Progress = quiet) -> list[ProbeResult]:
-    """Probe every alias at once; one result per alias, in the order given."""
+              progress: Progress = quiet, warm: WarmWatchers | None = None,
+              ) -> list[ProbeResult]:
+    """Probe every alias at once; one result per alias, in the order given.
+    ``warm``: already started watchers to use (and leave running)."""
     opts = options or Options()
     targets = list(aliases if aliases is not None else config.aliases)
     rid = run_id or probe.new_run_id()
@@ -53,13 +63,13 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
                 for a, p in zip(targets, probes, strict=True)]
 
     prefix = probe.run_prefix(rid)
-    gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
-                    limit=config.limits.imap_connections,
-                    poll_s=opts.poll_s, app_password=True)
+    gmail = warm.gmail if warm else Watcher(
+        config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+        limit=config.limits.imap_connections, poll_s=opts.poll_s, app_password=True)
     # The probe account receives bounces and delay warnings about the probes.
-    sender_box = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
-                         limit=config.limits.imap_connections,
-                         poll_s=opts.poll_s, bounces=True)
+    sender_box = warm.probe if warm else Watcher(
+        config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+        limit=config.limits.imap_connections, poll_s=opts.poll_s, bounces=True)
 
     async def judge_one(alias: Alias, p: probe.Probe,
                         receipt: Receipt | FlowtestError) -> ProbeResult:
@@ -67,7 +77,8 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
 
     results = await run_leg(config, "inbound", targets, probes, rid, sender=config.probe,
                             app_password=False, target=(gmail, True),
-                            reports=(sender_box, False), judge=judge_one, progress=progress)
+                            reports=(sender_box, False), judge=judge_one, progress=progress,
+                            warm=warm is not None)
     # Cloudflare's activity log explains what the mailboxes cannot (issue 17).
     return await cfjoin.amend(config, results, {p.token: p.message_id for p in probes})
 

@@ -18,7 +18,15 @@ from email.parser import BytesHeaderParser
 from flowtest import config as cfg
 from flowtest.config import Alias, Config
 from flowtest.errors import FlowtestError
-from flowtest.flows.common import Options, Progress, error_code, error_result, quiet, run_leg
+from flowtest.flows.common import (
+    Options,
+    Progress,
+    WarmWatchers,
+    error_code,
+    error_result,
+    quiet,
+    run_leg,
+)
 from flowtest.flows.common import wait_for as wait_for_probe
 from flowtest.i18n import gettext as _
 from flowtest.mail import authresults, judge, probe, received
@@ -81,7 +89,8 @@ def gmail_signed(raw: bytes | Message) -> bool:
 async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
               run_id: str | None = None, options: Options | None = None,
               progress: Progress = quiet,
-              expect_dmarc_pass: bool = False) -> list[ProbeResult]:
+              expect_dmarc_pass: bool = False,
+              warm: WarmWatchers | None = None) -> list[ProbeResult]:
     """Send one probe as each alias; one result per alias, in the order given.
 
     The domain's DMARC record, read from DNS, gives the policy the verdict is
@@ -98,13 +107,14 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
                           attachment=opts.attachment)
               for i, a in enumerate(targets)]
     prefix = probe.run_prefix(rid)
-    receiver = Watcher(config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
-                       limit=config.limits.imap_connections,
-                       poll_s=opts.poll_s)
+    receiver = warm.probe if warm else Watcher(
+        config.probe, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+        limit=config.limits.imap_connections, poll_s=opts.poll_s)
     # Gmail sends bounces about refused send-as mail back to the account.
-    gmail = Watcher(config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
-                    limit=config.limits.imap_connections,
-                    poll_s=opts.poll_s, app_password=True, bounces=True)
+    gmail = warm.gmail if warm else Watcher(
+        config.gmail, tls=config.tls, timeouts=config.timeouts, prefix=prefix,
+        limit=config.limits.imap_connections, poll_s=opts.poll_s, app_password=True,
+        bounces=True)
 
     async def judge_one(alias: Alias, p: probe.Probe,
                         receipt: Receipt | FlowtestError) -> ProbeResult:
@@ -113,7 +123,7 @@ async def run(config: Config, *, aliases: Sequence[Alias] | None = None,
 
     return await run_leg(config, "outbound", targets, probes, rid, sender=config.gmail,
                          app_password=True, target=(receiver, False), reports=(gmail, True),
-                         judge=judge_one, progress=progress)
+                         judge=judge_one, progress=progress, warm=warm is not None)
 
 
 async def _await_probe(config: Config, alias: Alias, p: probe.Probe,

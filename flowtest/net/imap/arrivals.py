@@ -40,6 +40,12 @@ class Arrivals:
     def tokens(self) -> list[str]:
         return list(self._found)
 
+    def forget(self, tokens: list[str]) -> None:
+        """Drop what was found for these tokens: a watcher that stays up for
+        months (flowtest serve) forgets each run once it is over."""
+        for token in tokens:
+            self._found.pop(token, None)
+
     def add(self, arrival: Arrival) -> None:
         got = self._found.setdefault(arrival.token, [])
         got.append(arrival)

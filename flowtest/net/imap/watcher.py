@@ -139,6 +139,9 @@ class Watcher:
     def arrived_tokens(self) -> list[str]:
         return self._book.tokens()
 
+    def forget(self, tokens: list[str]) -> None:
+        self._book.forget(tokens)
+
     async def wait(self, token: str, timeout: float, *, nth: int = 1) -> Arrival:
         """The ``nth`` arrival of ``token``; raises :class:`ProbeTimeout`, or
         why the watcher stopped (:class:`WatcherDied`, an AuthError…)."""
