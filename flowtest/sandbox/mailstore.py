@@ -138,6 +138,8 @@ class MailStore:
         self.login = _Login(self.config, refuse_login, strip_spaces)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self._accepted: set[asyncio.StreamWriter] = set()  # from TLS up, before pymap
+        self._down = False
         self.connections_total = 0
         self.connections_peak = 0  # most connections open at once (providers cap this)
         self.drop_on_fetch = 0     # cut all connections at each of the next N FETCHes
@@ -174,7 +176,23 @@ class MailStore:
                 if self._on_connection is not None:
                     self._on_connection("imap-close", len(self._connections))
 
-        self._callback = ProxyProtocolReader(self.config.proxy_protocol).get_callback(serve)
+        inner = ProxyProtocolReader(self.config.proxy_protocol).get_callback(serve)
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Tracked from the moment TLS is up (the PROXY-header reader hands
+            # the connection to pymap in a task of its own, so ``serve`` may not
+            # have it yet): a restart or stop then cuts every connection and
+            # none is left for the garbage collector (a ResourceWarning seen in
+            # the soak under load).
+            if self._down:  # accepted while going away: refuse it
+                writer.transport.abort()
+                return
+            self._accepted = {w for w in self._accepted if not w.transport.is_closing()}
+            self._accepted.add(writer)
+            await inner(reader, writer)
+
+        self._callback = accept
+        self._down = False
         self._server = await asyncio.start_server(self._callback, self.host, self.port,
                                                   ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -185,6 +203,7 @@ class MailStore:
         provider's restart or failover as a client sees it."""
         if self._server is None:
             return
+        self._down = True
         self._server.close()
         self.drop_connections()
         await self._server.wait_closed()
@@ -192,6 +211,7 @@ class MailStore:
         await asyncio.sleep(down_s)
         self._server = await asyncio.start_server(self._callback, self.host, self.port,
                                                   ssl=self._ssl)
+        self._down = False
         self.restarts += 1
 
     @property
@@ -201,12 +221,13 @@ class MailStore:
     def drop_connections(self) -> int:
         """Cut every open connection, as a provider's restart or a network blip does."""
         writers = list(self._connections.values())
-        for writer in writers:
+        for writer in {*writers, *self._accepted}:
             writer.transport.abort()
         return len(writers)
 
     async def stop(self) -> None:
         if self._server is not None:
+            self._down = True
             self._server.close()
             self.drop_connections()
             tasks = list(self._connections)
