@@ -33,9 +33,13 @@ class Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     SEARCH or FETCH, and they are the sign that a result may already be stale."""
 
     announced = False
+    # While a NOOP is pipelined ahead of a FETCH, EXISTS in the NOOP's own reply
+    # is not a sign of staleness (the FETCH comes after it): only count later ones.
+    announce_after_noop = False
 
     def _untagged_response(self, line: bytes) -> Any:
-        if line.rstrip().endswith(b" EXISTS"):
+        if line.rstrip().endswith(b" EXISTS") and not (
+                self.announce_after_noop and "NOOP" in self.pending_async_commands):
             self.announced = True
         return super()._untagged_response(line)
 

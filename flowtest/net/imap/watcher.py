@@ -5,8 +5,10 @@ Gmail's IDLE occasionally misses one), and scans only the UIDs that are new
 since its last look, in INBOX and in the \\Junk folder.
 
 Scanning new UIDs rather than searching per probe with X-GM-RAW keeps one
-code path for Gmail and every other provider, costs one FETCH per new message,
-and works on the sandbox too, so no part of it goes untested.
+code path for Gmail and every other provider, and works on the sandbox too, so
+no part of it goes untested. A look costs two round trips: NOOP pipelined with
+one ranged ``UID FETCH last+1:*`` of the token header, then one FETCH of the
+probes found.
 
 A watcher that stops for any reason other than being told to fails every
 waiter at once with the cause: a probe must never be judged lost, blaming the
@@ -265,15 +267,16 @@ class Watcher:
 
     async def _scan_once(self, session: ImapSession, folder: str) -> None:
         last = self._last_uid.get(folder, 0)
-        uids = await session.uids_after(last)
-        if not uids:
+        fields = (probe.TOKEN_HEADER, "Content-Type") if self.bounces else (probe.TOKEN_HEADER,)
+        found = await session.headers_after(last, fields)
+        if not found:
             return
         # The moment the server first listed it: the arrival time on our clock.
         seen_at = time.time()
-        fields = (probe.TOKEN_HEADER, "Content-Type") if self.bounces else (probe.TOKEN_HEADER,)
+        uids = [uid for uid, _, _ in found]
         probes: dict[int, str] = {}
         reports: list[int] = []
-        for uid, header, _flags in await session.fetch_headers(uids, fields):
+        for uid, header, _flags in found:
             token = probe.token_in_header(header)
             # Compare the whole token: other runs' probes (and other mail) stay untouched.
             if token is not None and token.startswith(self.prefix):
