@@ -37,6 +37,13 @@ class Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     # is not a sign of staleness (the FETCH comes after it): only count later ones.
     announce_after_noop = False
 
+    def send_pipelined(self, command: Any) -> None:
+        """Send an untagged-reply-keyed command now (RFC 3501 5.5 pipelining).
+        aioimaplib's ``execute`` would hold it until every sync command (an
+        IDLE whose DONE is sent) completes: a round trip lost per look."""
+        self.pending_async_commands[command.untagged_resp_name] = command
+        self.send(str(command))
+
     def _untagged_response(self, line: bytes) -> Any:
         if line.rstrip().endswith(b" EXISTS") and not (
                 self.announce_after_noop and "NOOP" in self.pending_async_commands):

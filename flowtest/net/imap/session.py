@@ -18,7 +18,7 @@ from flowtest.config import Account, Endpoint, Timeouts, TlsSettings
 from flowtest.errors import AuthError, ConfigError, TLSError, TransportError
 from flowtest.mail import probe
 from flowtest.net.imap import slots, wire
-from flowtest.net.imap.protocol import Client, fail_pending
+from flowtest.net.imap.protocol import Client, fail_pending, retrieve
 from flowtest.net.tls import client_context, describe
 from flowtest.secrets import normalize_app_password, redact
 
@@ -66,6 +66,7 @@ class ImapSession:
         self.lost = asyncio.Event()
         self.capabilities: set[str] = set()
         self.selected: str | None = None
+        self._idle_ending: asyncio.Future[Any] | None = None  # DONE sent, completion not read
 
     @property
     def name(self) -> str:
@@ -148,8 +149,11 @@ class ImapSession:
 
     async def _logout(self, client: Client) -> None:
         try:
-            if client.has_pending_idle():
+            ending, self._idle_ending = self._idle_ending, None
+            if client.has_pending_idle() and ending is None:
                 client.idle_done()  # LOGOUT is not allowed while IDLE is running
+            if ending is not None:
+                ending.add_done_callback(retrieve)
             if client.protocol.state in ("AUTH", "SELECTED") and not self.lost.is_set():
                 await asyncio.wait_for(client.logout(), 1)
                 # The server closes the connection after LOGOUT; wait for that,
@@ -180,17 +184,39 @@ class ImapSession:
             log.info("%s: server says THROTTLED after %s", self.name, what)
         return response
 
+    async def _ready(self) -> Client:
+        """The client, once an IDLE whose DONE was sent has completed."""
+        client = self._client()
+        ending, self._idle_ending = self._idle_ending, None
+        if ending is not None:
+            try:
+                await asyncio.wait_for(ending, self.timeouts.command_s)
+            except (TimeoutError, aioimaplib.AioImapException) as exc:
+                raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
+                                     transient=True) from None
+        return client
+
+    async def _response(self, command: Any) -> aioimaplib.Response:
+        """The reply to a command sent with ``send_pipelined``."""
+        try:
+            await command.wait()
+        except aioimaplib.CommandTimeout:
+            self._client().protocol.pending_async_commands.pop(command.untagged_resp_name, None)
+            raise
+        return command.response
+
     async def uid(self, command: str, *args: str) -> aioimaplib.Response:
         """A UID command (FETCH, MOVE, COPY, STORE, EXPUNGE) whose refusal raises."""
-        return self._check(await self._client().uid(command, *args), f"UID {command.upper()}")
+        client = await self._ready()
+        return self._check(await client.uid(command, *args), f"UID {command.upper()}")
 
     async def folders(self) -> wire.Folders:
-        response = self._check(await self._client().list('""', '"*"'), "LIST")
+        response = self._check(await (await self._ready()).list('""', '"*"'), "LIST")
         return wire.parse_list(response.lines)
 
     async def examine(self, folder: str) -> int:
         """Open read-only; returns UIDNEXT (or 0 if the server did not say)."""
-        client = self._client()
+        client = await self._ready()
         response = self._check(await client.examine(wire.quote(folder)), f"EXAMINE {folder}")
         # aioimaplib leaves its state at AUTH after EXAMINE and would then refuse
         # SEARCH and FETCH on its own side; the server has selected the folder.
@@ -199,11 +225,11 @@ class ImapSession:
         return wire.uidnext(response.lines)
 
     async def select(self, folder: str) -> None:
-        self._check(await self._client().select(wire.quote(folder)), f"SELECT {folder}")
+        self._check(await (await self._ready()).select(wire.quote(folder)), f"SELECT {folder}")
         self.selected = folder
 
     async def noop(self) -> None:
-        self._check(await self._client().noop(), "NOOP")
+        self._check(await (await self._ready()).noop(), "NOOP")
 
     async def uids_after(self, last: int) -> list[int]:
         # Gmail and pymap give stale SEARCH results until NOOP (FACTS.md, LIBRARY-NOTES.md).
@@ -223,20 +249,33 @@ class ImapSession:
         a view that only a command other than FETCH refreshes (FACTS.md,
         LIBRARY-NOTES.md); the server answers them in order."""
         client = self._client()
+        proto = client.protocol
         wanted = " ".join(f.upper() for f in fields)
         # EXISTS in the NOOP's reply is covered by the FETCH that follows it;
         # only one after the NOOP completed can be missing from the FETCH.
-        client.protocol.announced = False
-        client.protocol.announce_after_noop = True
-        noop = asyncio.ensure_future(client.noop())
-        fetch = asyncio.ensure_future(client.uid(
-            "fetch", f"{last + 1}:*", f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({wanted})])"))
+        proto.announced = False
+        proto.announce_after_noop = True
+        timeout = self.timeouts.command_s
+        noop = aioimaplib.Command("NOOP", proto.new_tag(), loop=proto.loop, timeout=timeout)
+        fetch = aioimaplib.FetchCommand(
+            proto.new_tag(), f"{last + 1}:*", f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({wanted})])",
+            prefix="UID", loop=proto.loop, timeout=timeout)
         try:
-            await asyncio.gather(noop, fetch, return_exceptions=True)
+            if self._idle_ending is not None:
+                # Right behind the DONE that ends IDLE, not after its completion:
+                # a push costs one round trip, not two.
+                proto.send_pipelined(noop)
+                proto.send_pipelined(fetch)
+                await self._ready()
+            else:
+                await self._ready()
+                proto.send_pipelined(noop)
+                proto.send_pipelined(fetch)
+            noop_response, response = await asyncio.gather(self._response(noop),
+                                                           self._response(fetch))
         finally:
-            client.protocol.announce_after_noop = False
-        self._check(noop.result(), "NOOP")
-        response: aioimaplib.Response = fetch.result()
+            proto.announce_after_noop = False
+        self._check(noop_response, "NOOP")
         if response.result in ("NO", "BAD"):
             # Some servers refuse "n:*" in an empty folder (there is no "*"):
             # ask the slow way, which says what is wrong if something is.
@@ -274,7 +313,7 @@ class ImapSession:
         HEADER search is a substring match (LIBRARY-NOTES.md), so each hit is
         confirmed by reading the header itself.
         """
-        response = self._check(await self._client().uid_search(
+        response = self._check(await (await self._ready()).uid_search(
             "HEADER", probe.TOKEN_HEADER, f'"{prefix}"', charset=None), "UID SEARCH")
         confirmed: dict[int, str] = {}
         for uid, header, _ in await self.fetch_headers(wire.search_uids(response.lines),
@@ -286,7 +325,7 @@ class ImapSession:
 
     async def report_uids(self) -> list[int]:
         """UIDs of delivery reports (multipart/report) in the selected folder."""
-        response = self._check(await self._client().uid_search(
+        response = self._check(await (await self._ready()).uid_search(
             "HEADER", "Content-Type", '"multipart/report"', charset=None), "UID SEARCH")
         return wire.search_uids(response.lines)
 
@@ -315,9 +354,7 @@ class ImapSession:
                                  transient=True)
         pushed = push in done and not push.cancelled() and push.exception() is None
         client.idle_done()
-        try:
-            await asyncio.wait_for(idle_task, self.timeouts.command_s)
-        except (TimeoutError, aioimaplib.AioImapException) as exc:
-            raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
-                                 transient=True) from None
+        # Its completion is awaited by the next command (``_ready``), so that
+        # a look can be sent right behind the DONE (``headers_after``).
+        self._idle_ending = idle_task
         return pushed
