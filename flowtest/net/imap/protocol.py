@@ -37,12 +37,15 @@ class Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     # is not a sign of staleness (the FETCH comes after it): only count later ones.
     announce_after_noop = False
 
-    def send_pipelined(self, command: Any) -> None:
-        """Send an untagged-reply-keyed command now (RFC 3501 5.5 pipelining).
-        aioimaplib's ``execute`` would hold it until every sync command (an
-        IDLE whose DONE is sent) completes: a round trip lost per look."""
-        self.pending_async_commands[command.untagged_resp_name] = command
-        self.send(str(command))
+    def send_pipelined(self, *commands: Any, done: bool = False) -> None:
+        """Send commands now and in one write (RFC 3501 5.5 pipelining), after
+        the DONE that ends a pending IDLE if ``done``. aioimaplib's ``execute``
+        sends one command at a time and holds each until a sync command (that
+        IDLE) completes: a round trip each. Only for commands whose untagged
+        replies are told apart (NOOP, FETCH) and none of the same kind pending."""
+        for command in commands:
+            self.pending_async_commands[command.untagged_resp_name] = command
+        self.send("\r\n".join([*(["DONE"] if done else []), *map(str, commands)]))
 
     def _untagged_response(self, line: bytes) -> Any:
         if line.rstrip().endswith(b" EXISTS") and not (

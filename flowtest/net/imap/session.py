@@ -66,7 +66,9 @@ class ImapSession:
         self.lost = asyncio.Event()
         self.capabilities: set[str] = set()
         self.selected: str | None = None
-        self._idle_ending: asyncio.Future[Any] | None = None  # DONE sent, completion not read
+        # An IDLE whose end was decided but whose DONE is not sent yet: the next
+        # command sends it (``_ready``), or a look sends it with itself.
+        self._idle_open: asyncio.Future[Any] | None = None
 
     @property
     def name(self) -> str:
@@ -149,11 +151,11 @@ class ImapSession:
 
     async def _logout(self, client: Client) -> None:
         try:
-            ending, self._idle_ending = self._idle_ending, None
-            if client.has_pending_idle() and ending is None:
+            idle, self._idle_open = self._idle_open, None
+            if idle is not None:
+                idle.add_done_callback(retrieve)
+            if client.has_pending_idle():
                 client.idle_done()  # LOGOUT is not allowed while IDLE is running
-            if ending is not None:
-                ending.add_done_callback(retrieve)
             if client.protocol.state in ("AUTH", "SELECTED") and not self.lost.is_set():
                 await asyncio.wait_for(client.logout(), 1)
                 # The server closes the connection after LOGOUT; wait for that,
@@ -185,16 +187,21 @@ class ImapSession:
         return response
 
     async def _ready(self) -> Client:
-        """The client, once an IDLE whose DONE was sent has completed."""
+        """The client, with a pending IDLE ended (DONE sent, completion read)."""
         client = self._client()
-        ending, self._idle_ending = self._idle_ending, None
-        if ending is not None:
-            try:
-                await asyncio.wait_for(ending, self.timeouts.command_s)
-            except (TimeoutError, aioimaplib.AioImapException) as exc:
-                raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
-                                     transient=True) from None
+        idle, self._idle_open = self._idle_open, None
+        if idle is not None:
+            if not idle.done():
+                client.idle_done()
+            await self._idle_ended(idle)
         return client
+
+    async def _idle_ended(self, idle: asyncio.Future[Any]) -> None:
+        try:
+            await asyncio.wait_for(idle, self.timeouts.command_s)
+        except (TimeoutError, aioimaplib.AioImapException) as exc:
+            raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
+                                 transient=True) from None
 
     async def _response(self, command: Any) -> aioimaplib.Response:
         """The reply to a command sent with ``send_pipelined``."""
@@ -261,16 +268,16 @@ class ImapSession:
             proto.new_tag(), f"{last + 1}:*", f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({wanted})])",
             prefix="UID", loop=proto.loop, timeout=timeout)
         try:
-            if self._idle_ending is not None:
-                # Right behind the DONE that ends IDLE, not after its completion:
-                # a push costs one round trip, not two.
-                proto.send_pipelined(noop)
-                proto.send_pipelined(fetch)
-                await self._ready()
+            idle, self._idle_open = self._idle_open, None
+            if idle is not None and not idle.done():
+                # DONE, NOOP and FETCH in one write, not each after the other's
+                # completion: a push costs one round trip, not three.
+                proto.send_pipelined(noop, fetch, done=True)
+                await self._idle_ended(idle)
             else:
-                await self._ready()
-                proto.send_pipelined(noop)
-                proto.send_pipelined(fetch)
+                if idle is not None:
+                    await self._idle_ended(idle)
+                proto.send_pipelined(noop, fetch)
             noop_response, response = await asyncio.gather(self._response(noop),
                                                            self._response(fetch))
         finally:
@@ -353,8 +360,7 @@ class ImapSession:
             raise TransportError("connection lost during IDLE", endpoint=self.name,
                                  transient=True)
         pushed = push in done and not push.cancelled() and push.exception() is None
-        client.idle_done()
-        # Its completion is awaited by the next command (``_ready``), so that
-        # a look can be sent right behind the DONE (``headers_after``).
-        self._idle_ending = idle_task
+        # DONE goes with the next command (``_ready``), so that a look can be
+        # sent in the same write (``headers_after``).
+        self._idle_open = idle_task
         return pushed
