@@ -247,14 +247,16 @@ class ImapSession:
         # "n:*" always matches the last message, even below n.
         return sorted(u for u in wire.search_uids(response.lines) if u > last)
 
-    async def headers_after(self, last: int, fields: tuple[str, ...]
+    async def headers_after(self, last: int, fields: tuple[str, ...], *, refresh: bool = True
                             ) -> list[tuple[int, bytes, frozenset[str]]]:
         """(uid, header fields, flags) of every message with a UID above ``last``,
         in one round trip: NOOP and a ranged ``UID FETCH last+1:*`` are sent
         together (pipelined, RFC 3501 5.5), instead of NOOP, then SEARCH, then
         FETCH. The NOOP goes first because Gmail and pymap resolve ``*`` against
         a view that only a command other than FETCH refreshes (FACTS.md,
-        LIBRARY-NOTES.md); the server answers them in order."""
+        LIBRARY-NOTES.md); the server answers them in order. Without ``refresh``
+        (right after the server pushed EXISTS, which already brought the
+        session's view up to date) the FETCH goes alone."""
         client = self._client()
         proto = client.protocol
         wanted = " ".join(f.upper() for f in fields)
@@ -263,26 +265,29 @@ class ImapSession:
         proto.announced = False
         proto.announce_after_noop = True
         timeout = self.timeouts.command_s
-        noop = aioimaplib.Command("NOOP", proto.new_tag(), loop=proto.loop, timeout=timeout)
+        noop = (aioimaplib.Command("NOOP", proto.new_tag(), loop=proto.loop, timeout=timeout)
+                if refresh else None)
         fetch = aioimaplib.FetchCommand(
             proto.new_tag(), f"{last + 1}:*", f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({wanted})])",
             prefix="UID", loop=proto.loop, timeout=timeout)
+        commands = [fetch] if noop is None else [noop, fetch]
         try:
             idle, self._idle_open = self._idle_open, None
             if idle is not None and not idle.done():
                 # DONE, NOOP and FETCH in one write, not each after the other's
                 # completion: a push costs one round trip, not three.
-                proto.send_pipelined(noop, fetch, done=True)
+                proto.send_pipelined(*commands, done=True)
                 await self._idle_ended(idle)
             else:
                 if idle is not None:
                     await self._idle_ended(idle)
-                proto.send_pipelined(noop, fetch)
-            noop_response, response = await asyncio.gather(self._response(noop),
-                                                           self._response(fetch))
+                proto.send_pipelined(*commands)
+            replies = await asyncio.gather(*map(self._response, commands))
         finally:
             proto.announce_after_noop = False
-        self._check(noop_response, "NOOP")
+        if noop is not None:
+            self._check(replies[0], "NOOP")
+        response = replies[-1]
         if response.result in ("NO", "BAD"):
             # Some servers refuse "n:*" in an empty folder (there is no "*"):
             # ask the slow way, which says what is wrong if something is.

@@ -198,7 +198,8 @@ class Watcher:
                     wanted = self._full_scan_wanted
                     # A push concerns INBOX; other folders (Spam) get no push and
                     # are looked at on the poll, so a push costs few round trips.
-                    await self._scan_all(session, inbox_only=pushed and not wanted)
+                    await self._scan_all(session, inbox_only=pushed and not wanted,
+                                         pushed=pushed)
                     if wanted is not None and not wanted.done():
                         wanted.set_result(None)
                     pushed = await session.idle(self._wake, self.poll_s)
@@ -239,11 +240,12 @@ class Watcher:
                 uids = await session.uids_after(0)
                 self._last_uid[folder] = max(uids, default=0)
 
-    async def _scan_all(self, session: ImapSession, *, inbox_only: bool = False) -> None:
+    async def _scan_all(self, session: ImapSession, *, inbox_only: bool = False,
+                        pushed: bool = False) -> None:
         inbox = self.folders.inbox
         # INBOX is still selected after IDLE: look there first, it matters most.
         if session.selected == inbox:
-            await self._scan(session, inbox)
+            await self._scan(session, inbox, pushed=pushed)
             if inbox_only:
                 return
         for folder in self._watched():
@@ -256,19 +258,22 @@ class Watcher:
             await session.examine(inbox)
         await self._scan(session, inbox)
 
-    async def _scan(self, session: ImapSession, folder: str) -> None:
-        # A message stored while SEARCH runs is announced in its reply but may
+    async def _scan(self, session: ImapSession, folder: str, *, pushed: bool = False) -> None:
+        # A message stored while FETCH runs is announced in its reply but may
         # be missing from its result (pymap does this; Gmail's view can be
         # stale too): look again until a reply announces nothing new.
-        for _ in range(5):
-            await self._scan_once(session, folder)
+        # Right after a push, the server has just told this session of the new
+        # messages (EXISTS), so they are in its view: no NOOP is needed first.
+        for i in range(5):
+            await self._scan_once(session, folder, refresh=not (pushed and i == 0))
             if not session.announced:
                 return
 
-    async def _scan_once(self, session: ImapSession, folder: str) -> None:
+    async def _scan_once(self, session: ImapSession, folder: str, *,
+                         refresh: bool = True) -> None:
         last = self._last_uid.get(folder, 0)
         fields = (probe.TOKEN_HEADER, "Content-Type") if self.bounces else (probe.TOKEN_HEADER,)
-        found = await session.headers_after(last, fields)
+        found = await session.headers_after(last, fields, refresh=refresh)
         if not found:
             return
         # The moment the server first listed it: the arrival time on our clock.
