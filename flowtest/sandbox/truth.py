@@ -16,7 +16,7 @@ from dataclasses import dataclass
 class Event:
     at: float
     # submitted, accepted, rejected, relayed, deferred, stored, dropped, bounced;
-    # listed (a client's SEARCH or FETCH first returned it); imap-open, imap-close
+    # listed (a client's SEARCH first returned it); imap-open, imap-close
     kind: str
     party: str       # external, cloudflare, gmail
     message_id: str
