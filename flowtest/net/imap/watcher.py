@@ -192,17 +192,27 @@ class Watcher:
                 await self._baseline(session)
                 self._ready.set()
                 backoff = 0.2
-                pushed = False
+                pushed = again = False
+                clock = asyncio.get_running_loop().time
+                last_full = clock()
                 while not self._stopping:
                     self._wake.clear()
                     wanted = self._full_scan_wanted
                     # A push concerns INBOX; other folders (Spam) get no push and
                     # are looked at on the poll, so a push costs few round trips.
-                    await self._scan_all(session, inbox_only=pushed and not wanted,
-                                         pushed=pushed)
+                    inbox_only = ((pushed or again) and not wanted
+                                  and clock() - last_full < self.poll_s)
+                    found = await self._scan_all(session, inbox_only=inbox_only, pushed=pushed)
+                    if not inbox_only:
+                        last_full = clock()
                     if wanted is not None and not wanted.done():
                         wanted.set_result(None)
-                    pushed = await session.idle(self._wake, self.poll_s)
+                    # A look that found mail is likely in a burst: look again at
+                    # once, not through IDLE (IDLE, its push and DONE are two more
+                    # round trips on a server busy delivering), until one finds nothing.
+                    pushed, again = False, found
+                    if not found:
+                        pushed = await session.idle(self._wake, self.poll_s)
             except asyncio.CancelledError:
                 raise
             except _FATAL as exc:
@@ -241,41 +251,46 @@ class Watcher:
                 self._last_uid[folder] = max(uids, default=0)
 
     async def _scan_all(self, session: ImapSession, *, inbox_only: bool = False,
-                        pushed: bool = False) -> None:
+                        pushed: bool = False) -> bool:
+        """Look at the watched folders; True if any new message was found."""
         inbox = self.folders.inbox
+        found = False
         # INBOX is still selected after IDLE: look there first, it matters most.
         if session.selected == inbox:
-            await self._scan(session, inbox, pushed=pushed)
+            found = await self._scan(session, inbox, pushed=pushed)
             if inbox_only:
-                return
+                return found
         for folder in self._watched():
             if folder != inbox:
                 await session.examine(folder)
-                await self._scan(session, folder)
+                found = await self._scan(session, folder) or found
         # Last, INBOX again right before IDLE: whatever lands after this scan
         # is announced by the server when IDLE starts, so nothing waits for a poll.
         if session.selected != inbox:
             await session.examine(inbox)
-        await self._scan(session, inbox)
+        return await self._scan(session, inbox) or found
 
-    async def _scan(self, session: ImapSession, folder: str, *, pushed: bool = False) -> None:
+    async def _scan(self, session: ImapSession, folder: str, *, pushed: bool = False) -> bool:
         # A message stored while FETCH runs is announced in its reply but may
         # be missing from its result (pymap does this; Gmail's view can be
         # stale too): look again until a reply announces nothing new.
         # Right after a push, the server has just told this session of the new
         # messages (EXISTS), so they are in its view: no NOOP is needed first.
+        found = False
         for i in range(5):
-            await self._scan_once(session, folder, refresh=not (pushed and i == 0))
+            found = await self._scan_once(session, folder, refresh=not (pushed and i == 0)) \
+                or found
             if not session.announced:
-                return
+                break
+        return found
 
     async def _scan_once(self, session: ImapSession, folder: str, *,
-                         refresh: bool = True) -> None:
+                         refresh: bool = True) -> bool:
         last = self._last_uid.get(folder, 0)
         fields = (probe.TOKEN_HEADER, "Content-Type") if self.bounces else (probe.TOKEN_HEADER,)
         found = await session.headers_after(last, fields, refresh=refresh)
         if not found:
-            return
+            return False
         # The moment the server first listed it: the arrival time on our clock.
         seen_at = time.time()
         uids = [uid for uid, _, _ in found]
@@ -298,6 +313,7 @@ class Watcher:
             for about in sorted(t for t in bounce.probe_tokens(raw) if t.startswith(self.prefix)):
                 self._book.add(Arrival(about, folder, role, uid, raw, flags, seen_at, bounce=True))
         self._last_uid[folder] = max(uids)
+        return True
 
     def _fail_all(self, exc: BaseException) -> None:
         self._book.close(exc)
