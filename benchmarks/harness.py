@@ -9,6 +9,7 @@ peer tool and flowtest face exactly the same server.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -20,6 +21,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import dns.resolver
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from flowtest import config as cfg
 from flowtest.sandbox.truth import Event
@@ -114,11 +119,6 @@ class SandboxProcess:
     def key_bits(self) -> int:
         """Size of the DKIM key Cloudflare's signer publishes in the sandbox's
         DNS: what the sandbox signs with, read as any verifier reads it."""
-        import base64
-
-        import dns.resolver
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.hazmat.primitives.serialization import load_der_public_key
         settings = self.config().dns
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [settings.nameservers[0][0]]
