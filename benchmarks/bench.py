@@ -8,6 +8,8 @@ figures for this process are flowtest's alone, and flowtest and the peer face
 the same servers. Writes reports/bench/summary.json and prints a table.
 
 Detection overhead is "the sandbox stored the message" to "the client knew":
+against the limit, a bare aioimaplib client in IDLE on the same sandbox
+(idle_push.py: stored -> EXISTS heard), as ``detect_over_push_p50``;
 for flowtest its own seen_at (client side), and, for a like-for-like
 comparison with the peer, the sandbox's record of the first IMAP SEARCH that
 listed the message (server side; the peer reports only whole seconds).
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import SandboxProcess
+from idle_push import idle_push
 from peer import ensure_installed, run_one
 
 from flowtest import guard
@@ -62,15 +65,18 @@ def sweep(aliases: int, repeats: int) -> dict[str, object]:
     sandbox's own delivery time for the same messages."""
     ratios, sweep_s, delivery_s, cpu_ms, conns = [], [], [], [], []
     lag: list[float] = []  # per probe: sandbox stored -> flowtest saw it, in the sweep
+    listed_lag: list[float] = []  # per probe: stored -> flowtest's FETCH listed it (server side)
+    sandbox_cpu: list[float] = []  # the sandbox's CPU per message delivered and watched
     with SandboxProcess(aliases=aliases) as sb:
         config = sb.config()
         for i in range(repeats):
             progress("sweep", i, repeats)
             started = time.time()
-            cpu0 = time.process_time()
+            cpu0, sandbox_cpu0 = time.process_time(), sb.cpu_s()
             results = asyncio.run(inbound.run(config, options=Options(poll_s=1.0,
                                                                       settle_s=0.0)))
             cpu = time.process_time() - cpu0
+            sandbox_cpu.append((sb.cpu_s() - sandbox_cpu0) / aliases * 1000)
             bad = [r for r in results if r.verdict != "pass"]
             if bad:
                 raise SystemExit(f"sweep: {len(bad)} probes did not pass: "
@@ -86,10 +92,14 @@ def sweep(aliases: int, repeats: int) -> dict[str, object]:
             domain = config.probe.address.partition('@')[2]
             lag += [r.seen_at - stored[f"<{r.token}@{domain}>"] for r in results
                     if r.seen_at is not None]
+            listed = sb.first("listed", "gmail")
+            listed_lag += [listed[m] - stored[m] for m in ids if m in listed]
             cpu_ms.append(cpu / aliases * 1000)
             conns.append(sb.connections_peak(since=started).get("gmail", 0))
         progress("sweep", repeats, repeats)
+        bits = sb.key_bits()
     return {
+        "sandbox_key_bits": bits,
         "sweep_aliases": aliases,
         "sweep_repeats": repeats,
         "sweep_s": round(statistics.median(sweep_s), 3),
@@ -100,6 +110,12 @@ def sweep(aliases: int, repeats: int) -> dict[str, object]:
         "sweep_ratio_spread": spread(ratios, digits=3),
         "sweep_imap_connections_max": max(conns),
         "sweep_detect_overhead_ms_spread": spread(lag, 1000),
+        "sweep_detect_overhead_p95_ms": spread(lag, 1000)["p95"],
+        # Where that time goes: stored -> the server answered flowtest's look
+        # (the sandbox's queue and flowtest's turn), the rest is the reply's way back.
+        "sweep_detect_listed_ms_spread": spread(listed_lag, 1000),
+        "sandbox_cpu_ms_per_message": round(statistics.median(sandbox_cpu), 1),
+        "sandbox_cpu_ms_per_message_spread": spread(sandbox_cpu, digits=1),
         "cpu_ms_per_probe": round(statistics.median(cpu_ms), 2),
         "cpu_ms_per_probe_spread": spread(cpu_ms),
         # This process runs only flowtest (the sandbox is another process).
@@ -128,8 +144,14 @@ def detect(probes: int) -> dict[str, object]:
             client.append(r.seen_at - stored)
             server.append(listed - stored)
         progress("flowtest, one probe at a time", probes, probes)
-    c_ms, s_ms = spread(client, 1000), spread(server, 1000)
+        # The limit, in the same sandbox: a bare client in IDLE (idle_push.py).
+        push = idle_push(config, max(10, probes // 4),
+                         lambda message_id: sb.wait_for(message_id, "stored", 5))
+    c_ms, s_ms, p_ms = spread(client, 1000), spread(server, 1000), spread(push, 1000)
     return {
+        "idle_push_p50_ms": p_ms["p50"],
+        "idle_push_ms_spread": p_ms,
+        "detect_over_push_p50": round(c_ms["p50"] / p_ms["p50"], 2),
         "detect_probes": probes,
         "detect_overhead_p50_ms": c_ms["p50"],
         "detect_overhead_p95_ms": c_ms["p95"],

@@ -9,6 +9,7 @@ peer tool and flowtest face exactly the same server.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -20,6 +21,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import dns.resolver
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from flowtest import config as cfg
 from flowtest.sandbox.truth import Event
@@ -104,6 +109,26 @@ class SandboxProcess:
                 return at
             time.sleep(0.02)
         return None
+
+    def cpu_s(self) -> float:
+        """CPU seconds the sandbox process has used so far (user + system)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def key_bits(self) -> int:
+        """Size of the DKIM key Cloudflare's signer publishes in the sandbox's
+        DNS: what the sandbox signs with, read as any verifier reads it."""
+        settings = self.config().dns
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [settings.nameservers[0][0]]
+        resolver.port = settings.nameservers[0][1]
+        answer = resolver.resolve("cf2024-1._domainkey.cloudflare-email.net", "TXT")
+        txt = b"".join(next(iter(answer)).strings).decode()
+        p = dict(t.strip().partition("=")[::2] for t in txt.split(";"))["p"]
+        key = load_der_public_key(base64.b64decode(p))
+        assert isinstance(key, rsa.RSAPublicKey)
+        return key.key_size
 
     def connections_peak(self, since: float = 0.0) -> dict[str, int]:
         """Most IMAP connections open at once per party, from the open events."""

@@ -38,7 +38,7 @@ class Context:
 
     def store_hooks(self, party: str) -> dict[str, Any]:
         """Callbacks for a MailStore that put its clients' view into the truth:
-        when a SEARCH first listed each message, and connections opening and
+        when a SEARCH or FETCH first listed each message, and connections opening and
         closing (with how many are open)."""
         listed: set[str] = set()
 

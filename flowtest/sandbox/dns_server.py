@@ -8,6 +8,7 @@ time show up at once.
 
 from __future__ import annotations
 
+import functools
 import socket
 import socketserver
 import struct
@@ -69,9 +70,17 @@ def answer(lookup: Lookup, wire: bytes) -> dns.message.Message | None:
         response.set_rcode(dns.rcode.NXDOMAIN)
         return response
     if records:
-        rrset = dns.rrset.from_text_list(q.name, 300, dns.rdataclass.IN, q.rdtype, records)
-        response.answer.append(rrset)
+        response.answer.append(_rrset(q.name, q.rdtype, tuple(records)))
     return response
+
+
+@functools.lru_cache(maxsize=4096)
+def _rrset(name: dns.name.Name, rdtype: dns.rdatatype.RdataType,
+           records: tuple[str, ...]) -> dns.rrset.RRset:
+    """Parsing rdata text is most of a query's cost, and a burst asks for the
+    same few records thousands of times. Keyed by the text itself, so a fault
+    that changes a record is answered at once."""
+    return dns.rrset.from_text_list(name, 300, dns.rdataclass.IN, rdtype, list(records))
 
 
 class _Udp(socketserver.BaseRequestHandler):

@@ -64,20 +64,25 @@ class _Session(Session):
 
     async def search_mailbox(self, selected: Any, keys: Any) -> Any:
         found, updated = await super().search_mailbox(selected, keys)
+        return self._listed(found), updated
+
+    def _listed(self, found: Any) -> Any:
         on_listed = getattr(self.config, "on_listed", None)
-        if on_listed is not None:
-            # Ground truth for benchmarks: the moment a client's SEARCH could
-            # first tell it about a message, whichever client it is.
-            found = list(found)
-            for _, message in found:
-                on_listed(bytes(getattr(message, "_content", b"") or b""))
-        return found, updated
+        if on_listed is None:
+            return found
+        # Ground truth for benchmarks: the moment a client's SEARCH or FETCH
+        # could first tell it about a message, whichever client it is.
+        found = list(found)
+        for _, message in found:
+            on_listed(bytes(getattr(message, "_content", b"") or b""))
+        return found
 
     async def fetch_messages(self, selected: Any, sequence_set: Any, set_seen: bool) -> Any:
         hook = getattr(self.config, "on_fetch", None)
         if hook is not None:
             hook()  # may cut every connection, this one included: a drop mid-FETCH
-        return await super().fetch_messages(selected, sequence_set, set_seen)
+        found, updated = await super().fetch_messages(selected, sequence_set, set_seen)
+        return self._listed(found), updated
 
     async def list_mailboxes(self, ref_name: str, filter_: str, subscribed: bool = False,
                              selected: Any = None) -> Any:

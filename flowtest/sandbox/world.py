@@ -124,7 +124,7 @@ class World:
         if self._thread is not None:
             raise SandboxError("the world is already running")
         if self.keys is None:
-            self.keys = Keyring.generate()
+            self.keys = Keyring.shared()  # made once per process
         self._workdir = Path(tempfile.mkdtemp(prefix="flowtest-sandbox-"))
         authority = Authority([
             *hosts.CF_MX_HOSTS, *hosts.CF_LEGACY_MX_HOSTS, "mx.cloudflare.net",

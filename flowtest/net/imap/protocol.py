@@ -33,9 +33,23 @@ class Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     SEARCH or FETCH, and they are the sign that a result may already be stale."""
 
     announced = False
+    # While a NOOP is pipelined ahead of a FETCH, EXISTS in the NOOP's own reply
+    # is not a sign of staleness (the FETCH comes after it): only count later ones.
+    announce_after_noop = False
+
+    def send_pipelined(self, *commands: Any, done: bool = False) -> None:
+        """Send commands now and in one write (RFC 3501 5.5 pipelining), after
+        the DONE that ends a pending IDLE if ``done``. aioimaplib's ``execute``
+        sends one command at a time and holds each until a sync command (that
+        IDLE) completes: a round trip each. Only for commands whose untagged
+        replies are told apart (NOOP, FETCH) and none of the same kind pending."""
+        for command in commands:
+            self.pending_async_commands[command.untagged_resp_name] = command
+        self.send("\r\n".join([*(["DONE"] if done else []), *map(str, commands)]))
 
     def _untagged_response(self, line: bytes) -> Any:
-        if line.rstrip().endswith(b" EXISTS"):
+        if line.rstrip().endswith(b" EXISTS") and not (
+                self.announce_after_noop and "NOOP" in self.pending_async_commands):
             self.announced = True
         return super()._untagged_response(line)
 

@@ -18,7 +18,7 @@ from flowtest.config import Account, Endpoint, Timeouts, TlsSettings
 from flowtest.errors import AuthError, ConfigError, TLSError, TransportError
 from flowtest.mail import probe
 from flowtest.net.imap import slots, wire
-from flowtest.net.imap.protocol import Client, fail_pending
+from flowtest.net.imap.protocol import Client, fail_pending, retrieve
 from flowtest.net.tls import client_context, describe
 from flowtest.secrets import normalize_app_password, redact
 
@@ -66,6 +66,9 @@ class ImapSession:
         self.lost = asyncio.Event()
         self.capabilities: set[str] = set()
         self.selected: str | None = None
+        # An IDLE whose end was decided but whose DONE is not sent yet: the next
+        # command sends it (``_ready``), or a look sends it with itself.
+        self._idle_open: asyncio.Future[Any] | None = None
 
     @property
     def name(self) -> str:
@@ -148,6 +151,9 @@ class ImapSession:
 
     async def _logout(self, client: Client) -> None:
         try:
+            idle, self._idle_open = self._idle_open, None
+            if idle is not None:
+                idle.add_done_callback(retrieve)
             if client.has_pending_idle():
                 client.idle_done()  # LOGOUT is not allowed while IDLE is running
             if client.protocol.state in ("AUTH", "SELECTED") and not self.lost.is_set():
@@ -180,17 +186,44 @@ class ImapSession:
             log.info("%s: server says THROTTLED after %s", self.name, what)
         return response
 
+    async def _ready(self) -> Client:
+        """The client, with a pending IDLE ended (DONE sent, completion read)."""
+        client = self._client()
+        idle, self._idle_open = self._idle_open, None
+        if idle is not None:
+            if not idle.done():
+                client.idle_done()
+            await self._idle_ended(idle)
+        return client
+
+    async def _idle_ended(self, idle: asyncio.Future[Any]) -> None:
+        try:
+            await asyncio.wait_for(idle, self.timeouts.command_s)
+        except (TimeoutError, aioimaplib.AioImapException) as exc:
+            raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
+                                 transient=True) from None
+
+    async def _response(self, command: Any) -> aioimaplib.Response:
+        """The reply to a command sent with ``send_pipelined``."""
+        try:
+            await command.wait()
+        except aioimaplib.CommandTimeout:
+            self._client().protocol.pending_async_commands.pop(command.untagged_resp_name, None)
+            raise
+        return command.response
+
     async def uid(self, command: str, *args: str) -> aioimaplib.Response:
         """A UID command (FETCH, MOVE, COPY, STORE, EXPUNGE) whose refusal raises."""
-        return self._check(await self._client().uid(command, *args), f"UID {command.upper()}")
+        client = await self._ready()
+        return self._check(await client.uid(command, *args), f"UID {command.upper()}")
 
     async def folders(self) -> wire.Folders:
-        response = self._check(await self._client().list('""', '"*"'), "LIST")
+        response = self._check(await (await self._ready()).list('""', '"*"'), "LIST")
         return wire.parse_list(response.lines)
 
     async def examine(self, folder: str) -> int:
         """Open read-only; returns UIDNEXT (or 0 if the server did not say)."""
-        client = self._client()
+        client = await self._ready()
         response = self._check(await client.examine(wire.quote(folder)), f"EXAMINE {folder}")
         # aioimaplib leaves its state at AUTH after EXAMINE and would then refuse
         # SEARCH and FETCH on its own side; the server has selected the folder.
@@ -199,11 +232,11 @@ class ImapSession:
         return wire.uidnext(response.lines)
 
     async def select(self, folder: str) -> None:
-        self._check(await self._client().select(wire.quote(folder)), f"SELECT {folder}")
+        self._check(await (await self._ready()).select(wire.quote(folder)), f"SELECT {folder}")
         self.selected = folder
 
     async def noop(self) -> None:
-        self._check(await self._client().noop(), "NOOP")
+        self._check(await (await self._ready()).noop(), "NOOP")
 
     async def uids_after(self, last: int) -> list[int]:
         # Gmail and pymap give stale SEARCH results until NOOP (FACTS.md, LIBRARY-NOTES.md).
@@ -214,6 +247,61 @@ class ImapSession:
         # "n:*" always matches the last message, even below n.
         return sorted(u for u in wire.search_uids(response.lines) if u > last)
 
+    async def headers_after(self, last: int, fields: tuple[str, ...], *, refresh: bool = True
+                            ) -> list[tuple[int, bytes, frozenset[str]]]:
+        """(uid, header fields, flags) of every message with a UID above ``last``,
+        in one round trip: NOOP and a ranged ``UID FETCH last+1:*`` are sent
+        together (pipelined, RFC 3501 5.5), instead of NOOP, then SEARCH, then
+        FETCH. The NOOP goes first because Gmail and pymap resolve ``*`` against
+        a view that only a command other than FETCH refreshes (FACTS.md,
+        LIBRARY-NOTES.md); the server answers them in order. Without ``refresh``
+        (right after the server pushed EXISTS, which already brought the
+        session's view up to date) the FETCH goes alone."""
+        client = self._client()
+        proto = client.protocol
+        wanted = " ".join(f.upper() for f in fields)
+        # EXISTS in the NOOP's reply is covered by the FETCH that follows it;
+        # only one after the NOOP completed can be missing from the FETCH.
+        proto.announced = False
+        proto.announce_after_noop = True
+        timeout = self.timeouts.command_s
+        noop = (aioimaplib.Command("NOOP", proto.new_tag(), loop=proto.loop, timeout=timeout)
+                if refresh else None)
+        fetch = aioimaplib.FetchCommand(
+            proto.new_tag(), f"{last + 1}:*", f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({wanted})])",
+            prefix="UID", loop=proto.loop, timeout=timeout)
+        commands = [fetch] if noop is None else [noop, fetch]
+        try:
+            idle, self._idle_open = self._idle_open, None
+            if idle is not None and not idle.done():
+                # DONE, NOOP and FETCH in one write, not each after the other's
+                # completion: a push costs one round trip, not three.
+                proto.send_pipelined(*commands, done=True)
+                await self._idle_ended(idle)
+            else:
+                if idle is not None:
+                    await self._idle_ended(idle)
+                proto.send_pipelined(*commands)
+            replies = await asyncio.gather(*map(self._response, commands))
+        finally:
+            proto.announce_after_noop = False
+        if noop is not None:
+            self._check(replies[0], "NOOP")
+        response = replies[-1]
+        if response.result in ("NO", "BAD"):
+            # Some servers refuse "n:*" in an empty folder (there is no "*"):
+            # ask the slow way, which says what is wrong if something is.
+            return await self.fetch_headers(await self.uids_after(last), fields)
+        self._check(response, "UID FETCH")
+        items = wire.fetch_items(response.lines, section=b"BODY[")
+        if len(items) < sum(1 for line in response.lines
+                            if isinstance(line, bytes) and b" FETCH (" in line):
+            # Unsolicited FETCH responses: the server is telling of messages
+            # stored while it answered; look again (see ``announced``).
+            client.protocol.announced = True
+        # "n:*" always matches the last message, even below n.
+        return [item for item in items if item[0] > last]
+
     async def fetch_headers(self, uids: list[int], fields: tuple[str, ...]
                             ) -> list[tuple[int, bytes, frozenset[str]]]:
         if not uids:
@@ -221,15 +309,15 @@ class ImapSession:
         items = " ".join(f.upper() for f in fields)
         response = await self.uid("fetch", ",".join(map(str, uids)),
                                   f"(UID FLAGS BODY.PEEK[HEADER.FIELDS ({items})])")
-        return wire.fetch_items(response.lines)
+        return wire.fetch_items(response.lines, section=b"BODY[")
 
     async def fetch_raw(self, uids: list[int]) -> dict[int, tuple[bytes, frozenset[str]]]:
         """Whole messages (BODY.PEEK: no \\Seen), in one round trip."""
         if not uids:
             return {}
         response = await self.uid("fetch", ",".join(map(str, uids)), "(UID FLAGS BODY.PEEK[])")
-        return {uid: (literal, flags) for uid, literal, flags in wire.fetch_items(response.lines)
-                if uid in uids}
+        return {uid: (literal, flags) for uid, literal, flags
+                in wire.fetch_items(response.lines, section=b"BODY[") if uid in uids}
 
     async def tokens_in_folder(self, prefix: str) -> dict[int, str]:
         """UID -> probe token in the selected folder, for tokens starting with ``prefix``.
@@ -237,7 +325,7 @@ class ImapSession:
         HEADER search is a substring match (LIBRARY-NOTES.md), so each hit is
         confirmed by reading the header itself.
         """
-        response = self._check(await self._client().uid_search(
+        response = self._check(await (await self._ready()).uid_search(
             "HEADER", probe.TOKEN_HEADER, f'"{prefix}"', charset=None), "UID SEARCH")
         confirmed: dict[int, str] = {}
         for uid, header, _ in await self.fetch_headers(wire.search_uids(response.lines),
@@ -249,7 +337,7 @@ class ImapSession:
 
     async def report_uids(self) -> list[int]:
         """UIDs of delivery reports (multipart/report) in the selected folder."""
-        response = self._check(await self._client().uid_search(
+        response = self._check(await (await self._ready()).uid_search(
             "HEADER", "Content-Type", '"multipart/report"', charset=None), "UID SEARCH")
         return wire.search_uids(response.lines)
 
@@ -277,10 +365,7 @@ class ImapSession:
             raise TransportError("connection lost during IDLE", endpoint=self.name,
                                  transient=True)
         pushed = push in done and not push.cancelled() and push.exception() is None
-        client.idle_done()
-        try:
-            await asyncio.wait_for(idle_task, self.timeouts.command_s)
-        except (TimeoutError, aioimaplib.AioImapException) as exc:
-            raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
-                                 transient=True) from None
+        # DONE goes with the next command (``_ready``), so that a look can be
+        # sent in the same write (``headers_after``).
+        self._idle_open = idle_task
         return pushed

@@ -5,8 +5,10 @@ Gmail's IDLE occasionally misses one), and scans only the UIDs that are new
 since its last look, in INBOX and in the \\Junk folder.
 
 Scanning new UIDs rather than searching per probe with X-GM-RAW keeps one
-code path for Gmail and every other provider, costs one FETCH per new message,
-and works on the sandbox too, so no part of it goes untested.
+code path for Gmail and every other provider, and works on the sandbox too, so
+no part of it goes untested. A look costs two round trips: NOOP pipelined with
+one ranged ``UID FETCH last+1:*`` of the token header, then one FETCH of the
+probes found.
 
 A watcher that stops for any reason other than being told to fails every
 waiter at once with the cause: a probe must never be judged lost, blaming the
@@ -193,16 +195,27 @@ class Watcher:
                 await self._baseline(session)
                 self._ready.set()
                 backoff = 0.2
-                pushed = False
+                pushed = again = False
+                clock = asyncio.get_running_loop().time
+                last_full = clock()
                 while not self._stopping:
                     self._wake.clear()
                     wanted = self._full_scan_wanted
                     # A push concerns INBOX; other folders (Spam) get no push and
                     # are looked at on the poll, so a push costs few round trips.
-                    await self._scan_all(session, inbox_only=pushed and not wanted)
+                    inbox_only = ((pushed or again) and not wanted
+                                  and clock() - last_full < self.poll_s)
+                    found = await self._scan_all(session, inbox_only=inbox_only, pushed=pushed)
+                    if not inbox_only:
+                        last_full = clock()
                     if wanted is not None and not wanted.done():
                         wanted.set_result(None)
-                    pushed = await session.idle(self._wake, self.poll_s)
+                    # A look that found mail is likely in a burst: look again at
+                    # once, not through IDLE (IDLE, its push and DONE are two more
+                    # round trips on a server busy delivering), until one finds nothing.
+                    pushed, again = False, found
+                    if not found:
+                        pushed = await session.idle(self._wake, self.poll_s)
             except asyncio.CancelledError:
                 raise
             except _FATAL as exc:
@@ -240,43 +253,53 @@ class Watcher:
                 uids = await session.uids_after(0)
                 self._last_uid[folder] = max(uids, default=0)
 
-    async def _scan_all(self, session: ImapSession, *, inbox_only: bool = False) -> None:
+    async def _scan_all(self, session: ImapSession, *, inbox_only: bool = False,
+                        pushed: bool = False) -> bool:
+        """Look at the watched folders; True if any new message was found."""
         inbox = self.folders.inbox
+        found = False
         # INBOX is still selected after IDLE: look there first, it matters most.
         if session.selected == inbox:
-            await self._scan(session, inbox)
+            found = await self._scan(session, inbox, pushed=pushed)
             if inbox_only:
-                return
+                return found
         for folder in self._watched():
             if folder != inbox:
                 await session.examine(folder)
-                await self._scan(session, folder)
+                found = await self._scan(session, folder) or found
         # Last, INBOX again right before IDLE: whatever lands after this scan
         # is announced by the server when IDLE starts, so nothing waits for a poll.
         if session.selected != inbox:
             await session.examine(inbox)
-        await self._scan(session, inbox)
+        return await self._scan(session, inbox) or found
 
-    async def _scan(self, session: ImapSession, folder: str) -> None:
-        # A message stored while SEARCH runs is announced in its reply but may
+    async def _scan(self, session: ImapSession, folder: str, *, pushed: bool = False) -> bool:
+        # A message stored while FETCH runs is announced in its reply but may
         # be missing from its result (pymap does this; Gmail's view can be
         # stale too): look again until a reply announces nothing new.
-        for _ in range(5):
-            await self._scan_once(session, folder)
+        # Right after a push, the server has just told this session of the new
+        # messages (EXISTS), so they are in its view: no NOOP is needed first.
+        found = False
+        for i in range(5):
+            found = await self._scan_once(session, folder, refresh=not (pushed and i == 0)) \
+                or found
             if not session.announced:
-                return
+                break
+        return found
 
-    async def _scan_once(self, session: ImapSession, folder: str) -> None:
+    async def _scan_once(self, session: ImapSession, folder: str, *,
+                         refresh: bool = True) -> bool:
         last = self._last_uid.get(folder, 0)
-        uids = await session.uids_after(last)
-        if not uids:
-            return
+        fields = (probe.TOKEN_HEADER, "Content-Type") if self.bounces else (probe.TOKEN_HEADER,)
+        found = await session.headers_after(last, fields, refresh=refresh)
+        if not found:
+            return False
         # The moment the server first listed it: the arrival time on our clock.
         seen_at = time.time()
-        fields = (probe.TOKEN_HEADER, "Content-Type") if self.bounces else (probe.TOKEN_HEADER,)
+        uids = [uid for uid, _, _ in found]
         probes: dict[int, str] = {}
         reports: list[int] = []
-        for uid, header, _flags in await session.fetch_headers(uids, fields):
+        for uid, header, _flags in found:
             token = probe.token_in_header(header)
             # Compare the whole token: other runs' probes (and other mail) stay untouched.
             if token is not None and token.startswith(self.prefix):
@@ -293,6 +316,7 @@ class Watcher:
             for about in sorted(t for t in bounce.probe_tokens(raw) if t.startswith(self.prefix)):
                 self._book.add(Arrival(about, folder, role, uid, raw, flags, seen_at, bounce=True))
         self._last_uid[folder] = max(uids)
+        return True
 
     def _fail_all(self, exc: BaseException) -> None:
         self._book.close(exc)

@@ -76,14 +76,21 @@ def search_uids(lines: list[bytes | bytearray]) -> list[int]:
     return uids
 
 
-def fetch_items(lines: list[bytes | bytearray]) -> list[tuple[int, bytes, frozenset[str]]]:
+def fetch_items(lines: list[bytes | bytearray], *, section: bytes | None = None
+                ) -> list[tuple[int, bytes, frozenset[str]]]:
     """(uid, literal, flags) from a FETCH reply: aioimaplib gives each literal
-    as a bytearray between the line that opens it and the line that closes it."""
+    as a bytearray between the line that opens it and the line that closes it.
+
+    With ``section`` (e.g. ``b"BODY["``), only items that carry it: a server may
+    add unsolicited FETCH responses (RFC 3501 7.4.2), e.g. pymap's ``FETCH
+    (FLAGS () UID n)`` for a message stored while the command ran, which are
+    not results of the command."""
     out: list[tuple[int, bytes, frozenset[str]]] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        if isinstance(line, bytes) and b"FETCH" in line:
+        if isinstance(line, bytes) and b"FETCH" in line and (section is None
+                                                            or section in line):
             m = _UID_RE.search(line)
             literal = b""
             meta = line
