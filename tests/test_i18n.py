@@ -620,3 +620,94 @@ def test_secret_and_guard_errors_speak_chinese(monkeypatch: pytest.MonkeyPatch) 
         guard = NetworkGuardError("lookup", "example.com")
     assert "环境变量 FT_SURELY_UNSET 未设置" in str(bad.value)
     assert "域名解析" in str(guard) and guard.what == "lookup"
+
+
+# --- round 4: flowtest serve -------------------------------------------------
+
+SERVE_HOSTILE = '<script>alert("x")</script><img src=http://203.0.113.9/x.png>'
+
+
+@pytest.mark.faults("spam")
+def test_serve_status_page_in_chinese_keeps_codes_and_metrics(world: Any,
+                                                              tmp_path: Path) -> None:
+    """The same service answers in the language in use: the page's words
+    change, its codes and escaping do not, and /metrics is byte for byte the
+    same in both languages."""
+    import aiohttp
+
+    from tests.test_serve import run, serve_config, serving
+
+    config = serve_config(world)
+
+    async def scenario() -> tuple[dict[str, str], dict[str, bytes]]:
+        pages, metrics = {}, {}
+        async with serving(config, tmp_path, schedule=False) as (service, url):
+            await service.run_leg("inbound")
+            await service.run_doctor()
+            # A DNS record's text is the attacker's to choose.
+            service.dns.append({"code": "SPF_BROKEN", "severity": "error",
+                                "message": SERVE_HOSTILE, "fix": SERVE_HOSTILE})
+            async with aiohttp.ClientSession() as http:
+                for lang in ("en", "zh"):
+                    with i18n.use(lang):
+                        async with http.get(url + "/") as r:
+                            assert r.status == 200
+                            pages[lang] = await r.text()
+                        async with http.get(url + "/metrics") as r:
+                            metrics[lang] = await r.read()
+        return pages, metrics
+
+    pages, metrics = run(scenario())
+    en, zh = pages["en"], pages["zh"]
+    assert '<html lang="zh-CN">' in zh and '<html lang="en">' in en
+    assert "各方向、各别名的状态" in zh and "最近的运行" in zh and "故障" in zh
+    assert not HAN.search(en) and "FAILING" in en
+    assert "Noto Sans CJK SC" in zh  # report.html's CJK font stack
+    for page in (en, zh):
+        assert page.count("SPAM_FOLDER") == en.count("SPAM_FOLDER") > 0
+        assert "SPF_BROKEN" in page and 'href="metrics"' in page
+        assert "<script" not in page and "&lt;script&gt;" in page
+    assert metrics["en"] == metrics["zh"] and b"flowtest_probe_success" in metrics["zh"]
+    assert not HAN.search(metrics["zh"].decode())
+
+
+def test_serve_reload_follows_the_config_lang_unless_lang_is_given(world: Any,
+                                                                   tmp_path: Path) -> None:
+    """SIGHUP's reload applies a new `lang` as the start does (cli.target);
+    --lang keeps its word."""
+    import argparse
+
+    from flowtest.cli import serve as serve_cli
+    from flowtest.config import load
+    from flowtest.serve.service import Service
+
+    path = world.write_config(tmp_path / "flowtest.toml")
+    text = path.read_text(encoding="utf-8")
+    path.write_text('lang = "zh"\n' + text, encoding="utf-8")
+    service = Service(load(path), report_dir=tmp_path / "reports")
+    try:
+        for given, expected in ((None, "zh"), ("en", "en")):
+            with i18n.use("en"):
+                serve_cli._reload(service, argparse.Namespace(
+                    sandbox=False, config=path, vantage=None, lang=given))
+                assert i18n.active() == expected
+                assert service.config.lang == "zh"
+    finally:
+        service.store.close()
+
+
+def test_serve_errors_and_help_speak_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    from flowtest.config.serve import parse_serve
+
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(reason, key=key)
+
+    with i18n.use("zh"), pytest.raises(ConfigError) as bad:
+        parse_serve({"inbound_every_s": 5}, fail, live=True)
+    assert bad.value.key == "serve.inbound_every_s" and "必须在 60 到 604800 之间" in str(bad.value)
+    assert cli.main(["--lang", "zh", "serve", "--aliases", "3"]) == 2
+    assert "--aliases 需要与 --sandbox 一起使用" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--lang", "zh", "serve", "--help"])
+    out = capsys.readouterr().out
+    assert "状态页" in out and "--listen" in out

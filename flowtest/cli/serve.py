@@ -16,8 +16,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from flowtest import i18n
 from flowtest.cli.target import add_config_option, add_fault_option, opened, seconds
 from flowtest.errors import ConfigError
+from flowtest.i18n import gettext as _
 
 log = logging.getLogger("flowtest.serve")
 
@@ -28,32 +30,35 @@ STOP_GRACE_S = 8.0
 
 
 def add(sub: Any) -> None:
-    sp = sub.add_parser("serve", help="probe on a schedule; metrics, status page, alerts",
-                        description="Run the legs on the schedule of the config's [serve] "
-                                    "section, keep the IMAP watchers logged in between probes, "
-                                    "remember results in SQLite, and answer /metrics, /probe "
-                                    "and a status page over HTTP. SIGHUP reloads the config; "
-                                    "SIGTERM stops after cleaning up the probes in flight.")
+    sp = sub.add_parser("serve", help=_("probe on a schedule; metrics, status page, alerts"),
+                        description=_("Run the legs on the schedule of the config's [serve] "
+                                      "section, keep the IMAP watchers logged in between "
+                                      "probes, remember results in SQLite, and answer "
+                                      "/metrics, /probe and a status page over HTTP. SIGHUP "
+                                      "reloads the config; SIGTERM stops after cleaning up the "
+                                      "probes in flight."))
     add_config_option(sp)
     sp.add_argument("--sandbox", action="store_true",
-                    help="serve against an embedded sandbox, on a schedule of seconds (a demo)")
-    add_fault_option(sp, "with --sandbox: start with this fault (repeatable)")
+                    help=_("serve against an embedded sandbox, on a schedule of seconds "
+                           "(a demo)"))
+    add_fault_option(sp, _("with --sandbox: start with this fault (repeatable)"))
     sp.add_argument("--aliases", metavar="N", type=int,
-                    help="with --sandbox: how many aliases (default: the sandbox's three)")
+                    help=_("with --sandbox: how many aliases (default: the sandbox's three)"))
     sp.add_argument("--listen", metavar="HOST:PORT",
-                    help="HTTP address (default: serve.listen, 127.0.0.1:9466); anything but "
-                         "loopback needs serve.bearer_token or serve.basic_user/password")
+                    help=_("HTTP address (default: serve.listen, 127.0.0.1:9466); anything "
+                           "but loopback needs serve.bearer_token or "
+                           "serve.basic_user/password"))
     sp.add_argument("--vantage", metavar="NAME",
-                    help="the vantage label of every metric (default: serve.vantage)")
+                    help=_("the vantage label of every metric (default: serve.vantage)"))
     sp.add_argument("--notify", metavar="URL", action="append", default=[],
-                    help="an apprise URL to alert on state changes, beside serve.notify "
-                         "(repeatable)")
+                    help=_("an apprise URL to alert on state changes, beside serve.notify "
+                           "(repeatable)"))
     sp.add_argument("--poll-s", metavar="S", type=seconds,
-                    help="how often the watchers look without a push (default: 30 live, "
-                         "1 sandbox); IDLE announces new mail at once anyway")
+                    help=_("how often the watchers look without a push (default: 30 live, "
+                           "1 sandbox); IDLE announces new mail at once anyway"))
     sp.add_argument("--report-dir", metavar="DIR", type=Path, default=Path("reports"),
-                    help="where serve.sqlite3, history.jsonl and the run folders go "
-                         "(default: reports/)")
+                    help=_("where serve.sqlite3, history.jsonl and the run folders go "
+                           "(default: reports/)"))
     sp.set_defaults(func=main)
 
 
@@ -65,13 +70,14 @@ def listen_address(config: Any, args: argparse.Namespace) -> tuple[str, int]:
     try:
         host, port = split_listen(text)
     except ValueError:
-        raise ConfigError(f"must be IP:PORT like 127.0.0.1:9466, not {text!r}",
-                          key="--listen") from None
+        raise ConfigError(_("must be IP:PORT like {example}, not {value}").format(
+            example="127.0.0.1:9466", value=repr(text)), key="--listen") from None
     settings = config.serve
     if not is_loopback(host) and settings.bearer_token is None and settings.basic_user is None:
-        raise ConfigError(f"{host} is not a loopback address: set serve.bearer_token or "
-                          "serve.basic_user and serve.basic_password (secret references) "
-                          "first, or listen on 127.0.0.1", key="--listen", file=config.path)
+        raise ConfigError(_("{host} is not a loopback address: set serve.bearer_token or "
+                            "serve.basic_user and serve.basic_password (secret references) "
+                            "first, or listen on 127.0.0.1").format(host=host),
+                          key="--listen", file=config.path)
     return host, port
 
 
@@ -108,7 +114,7 @@ def build_alerter(config: Any, targets: list[str], state: Any) -> Any:
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("flowtest.serve").setLevel(logging.INFO)
     with opened(args, sandbox=args.sandbox, aliases=_sandbox_aliases(args),
-                fault_hint="--fault needs --sandbox") as target:
+                fault_hint=_("--fault needs --sandbox")) as target:
         config = target.config
         if target.world is not None:
             config = dataclasses.replace(config, serve=config.serve.scaled_for_sandbox())
@@ -125,9 +131,9 @@ def _sandbox_aliases(args: argparse.Namespace) -> list[str] | None:
     if args.aliases is None:
         return None
     if not args.sandbox:
-        raise ConfigError("--aliases needs --sandbox", key="--aliases")
+        raise ConfigError(_("--aliases needs --sandbox"), key="--aliases")
     if not 1 <= args.aliases <= 50:
-        raise ConfigError("must be 1 to 50", key="--aliases")
+        raise ConfigError(_("must be 1 to 50"), key="--aliases")
     names = ["hello", "shop", "billing"] + [f"alias{i:03d}" for i in range(3, args.aliases)]
     return names[:args.aliases]
 
@@ -150,8 +156,8 @@ async def _serve(config: Any, args: argparse.Namespace, host: str, port: int, *,
     except OSError as exc:
         service.store.close()
         await runner.cleanup()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                          key="--listen") from None
+        raise ConfigError(_("cannot listen on {host}:{port}: {reason}").format(
+            host=host, port=port, reason=exc.strerror), key="--listen") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     stopped_by: list[str] = []
@@ -190,9 +196,13 @@ def _reload(service: Any, args: argparse.Namespace) -> None:
     try:
         new = with_vantage(overrides(cfg.load(args.config), args), args.vantage)
         if new.target != service.config.target:
-            raise ConfigError("target cannot change on reload; restart instead", key="target",
-                              file=args.config)
+            raise ConfigError(_("target cannot change on reload; restart instead"),
+                              key="target", file=args.config)
         service.reload(new)
+        if not getattr(args, "lang", None):
+            # The page speaks the config's language unless --lang chose one
+            # (as cli.target applies it at start); without it, the locale's.
+            i18n.activate(i18n.resolve(config=new.lang))
     except ConfigError as exc:
         log.error("config reload refused, keeping the old config: %s", redact(str(exc)))
         return

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowtest.errors import ConfigError, SecretError
+from flowtest.i18n import gettext as _
 from flowtest.secrets import Secret
 
 # Prometheus' own list of exporter ports (9100-9999) is full; 9466 is not one
@@ -80,11 +81,12 @@ def parse_serve(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError]
     def number(key: str, default: float, low: float, high: float) -> float:
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(f"serve.{key}", "must be a number")
+            raise fail(f"serve.{key}", _("must be a number"))
         if not live and key.endswith("every_s"):
             low = 1.0
         if not low <= value <= high:
-            raise fail(f"serve.{key}", f"must be {low:g} to {high:g}, not {value}")
+            raise fail(f"serve.{key}", _("must be {low} to {high}, not {value}").format(
+                low=f"{low:g}", high=f"{high:g}", value=value))
         return float(value)
 
     def text(key: str) -> str | None:
@@ -92,12 +94,13 @@ def parse_serve(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError]
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise fail(f"serve.{key}", "must be a non-empty string")
+            raise fail(f"serve.{key}", _("must be a non-empty string"))
         return value.strip()
 
     def secret(key: str, value: object) -> Secret:
         if not isinstance(value, str):
-            raise fail(key, "must be a string: env:NAME, file:PATH or keyring:SERVICE/USER")
+            raise fail(key, _("must be a string: env:NAME, file:PATH or "
+                              "keyring:SERVICE/USER"))
         try:
             return Secret(value.strip())
         except SecretError as exc:  # never echo the value: it may be the secret itself
@@ -106,30 +109,32 @@ def parse_serve(data: Mapping[str, Any], fail: Callable[[str, str], ConfigError]
     for name in data:
         if name not in SERVE_KEYS:
             known = ", ".join(sorted(SERVE_KEYS))
-            raise fail(f"serve.{name}", f"unknown key (known here: {known})")
+            raise fail(f"serve.{name}", _("unknown key (known here: {keys})").format(
+                keys=known))
     listen = text("listen") or d.listen
     try:
         split_listen(listen)
     except ValueError:
-        raise fail("serve.listen", f"must be IP:PORT like {DEFAULT_LISTEN}, not {listen!r}"
-                   ) from None
+        raise fail("serve.listen", _("must be IP:PORT like {example}, not {value}").format(
+            example=DEFAULT_LISTEN, value=repr(listen))) from None
     vantage = data.get("vantage", "")
     if not isinstance(vantage, str) or not _VANTAGE_RE.fullmatch(vantage):
-        raise fail("serve.vantage", "must be a short name of letters, digits, '.', '_' or '-'")
+        raise fail("serve.vantage", _("must be a short name of letters, digits, '.', '_' "
+                                      "or '-'"))
     probe_endpoint = data.get("probe_endpoint", True)
     if not isinstance(probe_endpoint, bool):
-        raise fail("serve.probe_endpoint", "must be true or false")
+        raise fail("serve.probe_endpoint", _("must be true or false"))
     raw_notify = data.get("notify", [])
     if not isinstance(raw_notify, list):
-        raise fail("serve.notify", "must be a list of secret references to apprise URLs")
+        raise fail("serve.notify", _("must be a list of secret references to apprise URLs"))
     after = data.get("notify_after", d.notify_after)
     if isinstance(after, bool) or not isinstance(after, int) or not 1 <= after <= 100:
-        raise fail("serve.notify_after", "must be a whole number 1 to 100")
+        raise fail("serve.notify_after", _("must be a whole number 1 to 100"))
     basic_user = text("basic_user")
     basic_password = (secret("serve.basic_password", data["basic_password"])
                       if "basic_password" in data else None)
     if (basic_user is None) != (basic_password is None):
-        raise fail("serve.basic_user", "basic_user and basic_password go together")
+        raise fail("serve.basic_user", _("basic_user and basic_password go together"))
     return ServeSettings(
         inbound_every_s=number("inbound_every_s", d.inbound_every_s, 60, 7 * 86400),
         outbound_every_s=number("outbound_every_s", d.outbound_every_s, 600, 30 * 86400),

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from flowtest.config.serve import ServeSettings
+from flowtest.i18n import gettext
 from flowtest.serve import page
 from flowtest.serve.service import LEGS, Service
 
@@ -83,7 +84,8 @@ async def status(request: web.Request) -> web.Response:
     states = service.states()
     keys = [(s.leg, s.alias) for s in states]
     text = page.render(
-        title=f"flowtest serve: {service.config.domain}", vantage=service.config.serve.vantage,
+        title=gettext("flowtest serve: {domain}").format(domain=service.config.domain),
+        vantage=service.config.serve.vantage,
         states=states, last={k: service.store.last_result(*k) for k in keys},
         latencies={k: service.store.latencies(*k) for k in keys}, dns=service.dns,
         runs=service.store.runs(20), budget=service.budget(), running=dict(service.running))

@@ -25,6 +25,8 @@ from flowtest.doctor import diagnose
 from flowtest.errors import ConfigError, FlowtestError
 from flowtest.flows import inbound, outbound, sweep
 from flowtest.flows.common import Options, error_code, error_result
+from flowtest.i18n import gettext as _
+from flowtest.i18n import ngettext
 from flowtest.mail import probe
 from flowtest.model import ProbeResult, worst
 from flowtest.report import history, json_report, run_folder
@@ -54,9 +56,9 @@ class Notifier(Protocol):
 def check(config: Config) -> None:
     """What serve needs beyond a valid config."""
     if config.limits.imap_connections < 2:
-        raise ConfigError("flowtest serve keeps one connection per mailbox open and needs "
-                          "one more to clean up: set at least 2", key="limits.imap_connections",
-                          file=config.path)
+        raise ConfigError(_("flowtest serve keeps one connection per mailbox open and needs "
+                            "one more to clean up: set at least 2"),
+                          key="limits.imap_connections", file=config.path)
 
 
 def summary(results: Sequence[ProbeResult]) -> str:
@@ -268,7 +270,8 @@ class Service:
             severities = [f.severity for f in findings]
             verdict = "fail" if "error" in severities else "warn" if "warning" in severities \
                 else "pass"
-            text = ", ".join(f.code for f in findings if f.severity != "info") or "no problems"
+            text = ", ".join(f.code for f in findings if f.severity != "info") \
+                or _("no problems")
             self.store.record(Run(run_id, "doctor", started, time.time(), verdict, text), [],
                               [], meta={"dns": self.dns})
             self.metrics.dns_findings(severities)
@@ -284,7 +287,10 @@ class Service:
             failed = [r for r in reports if r.error is not None]
             moved = sum(r.probes + r.reports for r in reports if r.error is None)
             verdict = "error" if failed else "pass"
-            text = f"{moved} stale message(s) moved to Trash" + "".join(
+            # In the language in use: the page and the alerter show it to people.
+            text = ngettext("{count} stale message moved to Trash",
+                            "{count} stale messages moved to Trash", moved).format(
+                count=moved) + "".join(
                 f"; {r.account}: {r.error}" for r in failed)
             self.store.forget_sends_before(time.time() - 2 * 86400)
             self.store.record(Run(run_id, "cleanup", started, time.time(), verdict, text), [],
