@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from flowtest import cli
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests import chromium
 
 
 @pytest.fixture
 def browser() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("FLOWTEST_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required here (FLOWTEST_REQUIRE_BROWSER) but not installed")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    return CHROMIUM
+    return chromium.require()
 
 
 @pytest.mark.slow
@@ -34,17 +28,5 @@ def test_report_html_renders_without_console_errors(browser: str, tmp_path: Path
     assert cli.main(["demo", "--aliases", "2", "--leg", "inbound", "--fault", "spam",
                      "--report-dir", str(rd)]) == 1  # some history, some failures
     page = sorted(rd.glob("*/report.html"))[-1]
-    shot = tmp_path / "report.png"
-    done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
-         "--log-level=0", "--window-size=1280,1800", f"--screenshot={shot}",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
-    assert not console, console
-    assert "Failed to load resource" not in done.stderr
+    shot = chromium.screenshot(page, tmp_path / "report.png")
     shutil.copy(shot, Path(os.environ.get("FLOWTEST_SCREENSHOT", tmp_path / "kept.png")))

@@ -6,39 +6,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from flowtest import cli
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests import chromium as browser
 
 
 @pytest.fixture
 def chromium() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("FLOWTEST_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required here (FLOWTEST_REQUIRE_BROWSER) but not installed")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    return CHROMIUM
+    return browser.require()
 
 
 def _screenshot(chromium: str, page: Path, tmp_path: Path, name: str) -> Path:
-    shot = tmp_path / name
-    done = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
-         "--log-level=0", "--window-size=900,1900", f"--screenshot={shot}", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
-    assert not console, console
-    assert "Failed to load resource" not in done.stderr
-    return shot
+    return browser.screenshot(page, tmp_path / name, window="900,1900")
 
 
 @pytest.mark.slow

@@ -12,10 +12,7 @@ import base64
 import dataclasses
 import itertools
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -36,8 +33,8 @@ from flowtest.secrets import Secret
 from flowtest.serve.app import make_app, scrape_timeout
 from flowtest.serve.service import Service
 from flowtest.serve.store import FILE
+from tests import chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WAIT_S = 120.0  # a bound for the sandbox on a busy machine, never a means to sync
 
 
@@ -274,10 +271,7 @@ HOSTILE = '<script>alert("x")</script><img src=http://203.0.113.9/x.png>'
 @pytest.mark.slow
 @pytest.mark.faults("spam")
 def test_status_page_renders_offline_and_escapes(world: World, tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        if os.environ.get("FLOWTEST_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required here (FLOWTEST_REQUIRE_BROWSER) but not installed")
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    chromium.require()
     config = serve_config(world, aliases=2)
 
     async def scenario() -> str:
@@ -298,18 +292,7 @@ def test_status_page_renders_offline_and_escapes(world: World, tmp_path: Path) -
     assert "SPAM_FOLDER" in page and "FAILING" in page and "<svg" in page
     html_file = tmp_path / "status.html"
     html_file.write_text(page, encoding="utf-8")
-    shot = tmp_path / "status.png"
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
-         "--log-level=0", "--window-size=1280,1800", f"--screenshot={shot}",
-         html_file.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    assert not [line for line in done.stderr.splitlines() if "CONSOLE" in line]
-    assert "Failed to load resource" not in done.stderr
+    chromium.screenshot(html_file, tmp_path / "status.png")
 
 
 def test_serve_config_section_is_checked(tmp_path: Path) -> None:
