@@ -605,7 +605,7 @@ def test_login_check_hint_does_not_depend_on_the_words(tmp_path: Path,
         f'[probe.smtp]\n{endpoint}[probe.imap]\n{endpoint}')
     assert cli.main(["--lang", "zh", "login-check", "-c", str(config)]) == 1
     out = capsys.readouterr().out
-    assert out.count("无法连接") >= 2   # SMTP (net/imap still speaks English: round 3)
+    assert out.count("无法连接") == 4   # both SMTP and both IMAP endpoints
     assert out.count("提示：没有响应") == 4   # both SMTP and both IMAP endpoints
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flowtest import providers
 from flowtest.config import Account, Config
-from flowtest.errors import AuthError, FlowtestError, TLSError, TransportError, Unreachable
+from flowtest.errors import AuthError, FlowtestError, TLSError, Unreachable
 from flowtest.i18n import gettext as _
 from flowtest.net.imap import ImapSession
 from flowtest.net.smtp import Submission
@@ -24,17 +24,6 @@ class EndpointCheck:
     hint: str = ""
 
 
-def _nothing_answered(exc: FlowtestError) -> bool:
-    """Decided by the error's type and fields, never its text (which is
-    translated). The IMAP session still raises a plain TransportError for a
-    refused or timed-out connection: it is recognised by what it was raised
-    from (an OSError or a timeout, with no server reply code)."""
-    if isinstance(exc, Unreachable):
-        return True
-    return (type(exc) is TransportError and exc.code is None
-            and isinstance(exc.__context__, OSError | TimeoutError))
-
-
 def _hint(account: Account, exc: FlowtestError) -> str:
     profile = providers.get(account.provider)
     if isinstance(exc, AuthError):
@@ -43,7 +32,7 @@ def _hint(account: Account, exc: FlowtestError) -> str:
         return _("The server's certificate or TLS setup is not trusted: check the host name "
                  "and port (993 implicit TLS for IMAP; 587 STARTTLS or 465 implicit TLS for "
                  "SMTP). --insecure accepts it, loudly.")
-    if _nothing_answered(exc):
+    if isinstance(exc, Unreachable):  # by the type, never the (translated) text
         return _("Nothing answered: check the host and port, and that IMAP/SMTP access is "
                  "enabled in the provider's settings.")
     return ""

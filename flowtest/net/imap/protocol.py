@@ -22,6 +22,8 @@ from typing import Any
 
 import aioimaplib
 
+from flowtest.i18n import gettext as _
+
 # The logger aioimaplib writes its protocol trace to (its module's __name__).
 AIOIMAPLIB_LOGGER = "aioimaplib.aioimaplib"
 # A command after its tag ("A1 LOGIN …"), not a capability ("AUTH=LOGIN").
@@ -85,7 +87,7 @@ def fail_pending(protocol: Any, client_tasks: Iterable[asyncio.Future[Any]] = ()
     handler has none). That handler holds the protocol's state lock, so a
     cancelled wait_hello_from_server() could never finish and a run hung
     (found by the soak test). End them all now."""
-    lost = aioimaplib.AioImapException("connection lost")
+    lost = aioimaplib.AioImapException(_("connection lost"))
     commands = [protocol.pending_sync_command, *protocol.pending_async_commands.values()]
     for command in commands:
         if command is not None and not command._event.is_set():

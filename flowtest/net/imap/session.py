@@ -15,7 +15,8 @@ from typing import Any
 import aioimaplib
 
 from flowtest.config import Account, Endpoint, Timeouts, TlsSettings
-from flowtest.errors import AuthError, ConfigError, TLSError, TransportError
+from flowtest.errors import AuthError, ConfigError, TLSError, TransportError, Unreachable
+from flowtest.i18n import gettext as _
 from flowtest.mail import probe
 from flowtest.net.imap import slots, wire
 from flowtest.net.imap.protocol import Client, fail_pending, retrieve
@@ -36,8 +37,8 @@ def refuse_starttls(endpoint: Endpoint, *, key: str = "imap.tls") -> None:
     refused, --insecure or not (issue 14, item 7); 993 with implicit TLS is
     what every provider flowtest knows offers."""
     if endpoint.tls == "starttls":
-        raise ConfigError(f"IMAP with STARTTLS ({endpoint}) is not supported; use port 993 "
-                          'with tls = "implicit"', key=key)
+        raise ConfigError(_('IMAP with STARTTLS ({endpoint}) is not supported; use port 993 '
+                            'with tls = "implicit"').format(endpoint=endpoint), key=key)
 
 
 class ImapSession:
@@ -96,8 +97,8 @@ class ImapSession:
         ep = self.account.imap
         refuse_starttls(ep)
         if ep.tls != "implicit" and not self.tls.insecure:
-            raise TLSError(f"IMAP over {ep.tls} is not supported without --insecure; use port "
-                           "993 with implicit TLS", endpoint=self.name)
+            raise TLSError(_("IMAP over {tls} is not supported without --insecure; use port "
+                             "993 with implicit TLS").format(tls=ep.tls), endpoint=self.name)
         if self.limit is not None and self._slot is None:
             self.waiting_for_slot = True
             try:
@@ -119,8 +120,10 @@ class ImapSession:
             raise TLSError(describe(exc), endpoint=self.name) from None
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             await self.close()
-            raise TransportError(f"cannot connect: {exc or 'timed out'}", endpoint=self.name,
-                                 transient=True) from None
+            # Refused, timed out, or dropped before the greeting: nothing usable
+            # answered (callers tell it by the type, not the translated text).
+            raise Unreachable(_("cannot connect: {error}").format(
+                error=redact(str(exc)) or _("timed out")), endpoint=self.name) from None
         password = self.account.password.reveal()
         if self.app_password:
             password = normalize_app_password(password)
@@ -128,13 +131,15 @@ class ImapSession:
             response = await client.login(self.account.username, password)
         except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
             await self.close()
-            raise TransportError(f"login failed: {redact(str(exc))}", endpoint=self.name,
-                                 transient=True) from None
+            raise TransportError(_("login failed: {error}").format(
+                error=redact(str(exc)) or _("timed out")), endpoint=self.name,
+                transient=True) from None
         if response.result != "OK":
             text = redact(b" ".join(bytes(x) for x in response.lines).decode(errors="replace"))
             await self.close()
             if any(sign in text for sign in THROTTLE_SIGNS):
-                raise TransportError(f"throttled: {text}", endpoint=self.name, transient=True)
+                raise TransportError(_("the server is throttling this account: {reply}").format(
+                    reply=text), endpoint=self.name, transient=True)
             raise AuthError(text, endpoint=self.name, account=self.account.username)
         response = await client.protocol.capability()
         self.capabilities = {c.upper() for c in client.protocol.capabilities}
@@ -171,7 +176,7 @@ class ImapSession:
 
     def _client(self) -> Client:
         if self.client is None or self.lost.is_set():
-            raise TransportError("connection lost", endpoint=self.name, transient=True)
+            raise TransportError(_("connection lost"), endpoint=self.name, transient=True)
         return self.client
 
     def _check(self, response: aioimaplib.Response, what: str) -> aioimaplib.Response:
@@ -179,8 +184,9 @@ class ImapSession:
             text = redact(b" ".join(bytes(x) for x in response.lines[-1:]).decode(
                 errors="replace"))
             transient = any(sign in text for sign in THROTTLE_SIGNS) or response.result == "BYE"
-            raise TransportError(f"{what} failed: {response.result} {text}", endpoint=self.name,
-                                 transient=transient)
+            raise TransportError(_("{command} failed: {result} {reply}").format(
+                command=what, result=response.result, reply=text), endpoint=self.name,
+                transient=transient)
         tail = bytes(response.lines[-1]) if response.lines else b""
         if b"[THROTTLED]" in tail:
             log.info("%s: server says THROTTLED after %s", self.name, what)
@@ -200,8 +206,9 @@ class ImapSession:
         try:
             await asyncio.wait_for(idle, self.timeouts.command_s)
         except (TimeoutError, aioimaplib.AioImapException) as exc:
-            raise TransportError(f"IDLE did not end: {exc}", endpoint=self.name,
-                                 transient=True) from None
+            raise TransportError(_("IDLE did not end: {error}").format(
+                error=redact(str(exc)) or _("timed out")), endpoint=self.name,
+                transient=True) from None
 
     async def _response(self, command: Any) -> aioimaplib.Response:
         """The reply to a command sent with ``send_pipelined``."""
@@ -328,8 +335,8 @@ class ImapSession:
         response = self._check(await (await self._ready()).uid_search(
             "HEADER", probe.TOKEN_HEADER, f'"{prefix}"', charset=None), "UID SEARCH")
         confirmed: dict[int, str] = {}
-        for uid, header, _ in await self.fetch_headers(wire.search_uids(response.lines),
-                                                       (probe.TOKEN_HEADER,)):
+        for uid, header, _flags in await self.fetch_headers(wire.search_uids(response.lines),
+                                                            (probe.TOKEN_HEADER,)):
             token = probe.token_in_header(header)
             if token is not None and token.startswith(prefix):
                 confirmed[uid] = token
@@ -353,8 +360,8 @@ class ImapSession:
         woken = asyncio.ensure_future(wake.wait())
         lost = asyncio.ensure_future(self.lost.wait())
         try:
-            done, _ = await asyncio.wait({push, woken, lost}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait({push, woken, lost}, timeout=timeout,
+                                                  return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (push, woken, lost):
                 task.cancel()
@@ -362,7 +369,7 @@ class ImapSession:
         if lost in done or self.lost.is_set():
             idle_task.cancel()
             await asyncio.gather(idle_task, return_exceptions=True)
-            raise TransportError("connection lost during IDLE", endpoint=self.name,
+            raise TransportError(_("connection lost during IDLE"), endpoint=self.name,
                                  transient=True)
         pushed = push in done and not push.cancelled() and push.exception() is None
         # DONE goes with the next command (``_ready``), so that a look can be

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowtest.errors import TransportError
+from flowtest.i18n import gettext as _
 
 log = logging.getLogger("flowtest.imap")
 
@@ -41,11 +42,12 @@ class SlotsBusy(TransportError):
         self.limit = limit
         self.waited_s = waited_s
         self.holders = holders
-        named = ", ".join("pid " + str(p) if p is not None else "an unknown process"
-                          for p in holders)
-        super().__init__(f"all {limit} connection slot(s) (limits.imap_connections) still "
-                         f"held after {waited_s:.0f} s, by {named or 'nobody known'}",
-                         endpoint=endpoint)
+        named = ", ".join(_("pid {pid}").format(pid=p) if p is not None
+                          else _("an unknown process") for p in holders)
+        super().__init__(_("all {limit} connection slot(s) (limits.imap_connections) still "
+                           "held after {seconds} s, by {holders}").format(
+                             limit=limit, seconds=f"{waited_s:.0f}",
+                             holders=named or _("nobody known")), endpoint=endpoint)
 
 
 class UnsafeSlotDir(TransportError):
@@ -54,9 +56,9 @@ class UnsafeSlotDir(TransportError):
     def __init__(self, *, endpoint: str, path: Path, reason: str) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"refusing the connection-slot directory {path}: {reason}; another "
-                         "local user could block or hijack flowtest's runs there",
-                         endpoint=endpoint)
+        super().__init__(_("refusing the connection-slot directory {path}: {reason}; another "
+                           "local user could block or hijack flowtest's runs there").format(
+                             path=path, reason=reason), endpoint=endpoint)
 
 
 def slot_dir() -> Path:
@@ -82,10 +84,11 @@ def _private_dir(parent_fd: int | None, name: str, shown: Path, endpoint: str) -
     info = os.fstat(fd)
     reason = None
     if info.st_uid != os.getuid():
-        reason = f"owned by uid {info.st_uid}, not {os.getuid()}"
+        reason = _("owned by uid {owner}, not {uid}").format(owner=info.st_uid,
+                                                             uid=os.getuid())
     elif stat.S_IMODE(info.st_mode) & 0o022:
         # Others could have planted files in it: refuse rather than repair.
-        reason = f"mode {stat.S_IMODE(info.st_mode):o}, not 700"
+        reason = _("mode {mode}, not 700").format(mode=f"{stat.S_IMODE(info.st_mode):o}")
     elif stat.S_IMODE(info.st_mode) & 0o077:
         # Ours, readable by others but not writable (as flowtest before 0.2
         # made it, 755): nothing can have been planted, so make it private.

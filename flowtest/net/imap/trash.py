@@ -17,8 +17,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from flowtest.config import Account, Timeouts, TlsSettings
 from flowtest.errors import TransportError, is_transient
+from flowtest.i18n import gettext as _
 from flowtest.net.imap import wire
 from flowtest.net.imap.session import ImapSession
+from flowtest.secrets import redact
 
 
 class Located(Protocol):
@@ -43,8 +45,9 @@ async def open_session(account: Account, *, tls: TlsSettings, timeouts: Timeouts
         await session.open()
         yield session
     except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
-        raise TransportError(f"connection lost: {exc or 'timed out'}", endpoint=session.name,
-                             transient=True) from None
+        raise TransportError(_("connection lost: {error}").format(
+            error=redact(str(exc)) or _("timed out")), endpoint=session.name,
+            transient=True) from None
     finally:
         await session.close()
 
@@ -59,8 +62,8 @@ async def move(session: ImapSession, uids: list[int], destination: str) -> None:
         await session.uid("move", uid_set, wire.quote(destination))
         return
     if "UIDPLUS" not in session.capabilities:
-        raise TransportError("server has neither MOVE nor UIDPLUS: cannot remove only the "
-                             "probes, so cleanup is skipped", endpoint=session.name)
+        raise TransportError(_("server has neither MOVE nor UIDPLUS: cannot remove only the "
+                               "probes, so cleanup is skipped"), endpoint=session.name)
     await session.uid("copy", uid_set, wire.quote(destination))
     await session.uid("store", uid_set, "+FLAGS.SILENT (\\Deleted)")
     await session.uid("expunge", uid_set)
@@ -108,7 +111,7 @@ async def _trash_once(account: Account, by_folder: dict[str, list[int]], *,
                             limit=limit) as session:
         folders = await session.folders()
         if folders.trash is None:
-            raise TransportError("no \\Trash folder found; probes were left in place",
+            raise TransportError(_("no \\Trash folder found; probes were left in place"),
                                  endpoint=session.name)
         searched = [folders.sent, *((folders.inbox, folders.junk) if search_watched else ())]
         for where in searched:

@@ -25,6 +25,7 @@ import aioimaplib
 
 from flowtest.config import Account, Timeouts, TlsSettings
 from flowtest.errors import AuthError, ConfigError, TLSError, TransportError
+from flowtest.i18n import gettext as _
 from flowtest.mail import bounce, probe
 from flowtest.net.imap import slots
 from flowtest.net.imap.arrivals import Arrival, Arrivals
@@ -44,8 +45,9 @@ class WatcherDied(TransportError):
 
     def __init__(self, cause: BaseException, *, endpoint: str) -> None:
         self.cause = cause
-        super().__init__(f"watching stopped on {type(cause).__name__}: "
-                         f"{redact(str(cause)) or 'no detail'}", endpoint=endpoint)
+        super().__init__(_("watching stopped on {error_type}: {detail}").format(
+            error_type=type(cause).__name__, detail=redact(str(cause)) or _("no detail")),
+            endpoint=endpoint)
 
 
 class Watcher:
@@ -107,9 +109,9 @@ class Watcher:
         try:
             deadline = loop.time() + self.timeouts.connect_s * 2
             while True:
-                done, _ = await asyncio.wait({ready, self._task},
-                                             timeout=max(0.0, deadline - loop.time()),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _pending = await asyncio.wait({ready, self._task},
+                                                    timeout=max(0.0, deadline - loop.time()),
+                                                    return_when=asyncio.FIRST_COMPLETED)
                 connecting = self._connecting
                 if done or connecting is None or not connecting.waiting_for_slot:
                     break
@@ -121,7 +123,7 @@ class Watcher:
             raise self._book.closed_by
         if not self._ready.is_set():
             await self.stop()
-            raise TransportError("could not start watching in time", endpoint=self.name,
+            raise TransportError(_("could not start watching in time"), endpoint=self.name,
                                  transient=True)
 
     async def stop(self) -> None:
