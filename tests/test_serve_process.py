@@ -8,12 +8,8 @@ its stderr, and for the sandbox's ground truth; never for a fixed time."""
 from __future__ import annotations
 
 import email
-import os
-import queue
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +21,7 @@ from flowtest.sandbox import World
 from flowtest.sandbox import external as ext
 from flowtest.sandbox import gmail as gm
 from flowtest.serve.store import FILE
+from tests.processes import FlowtestProcess
 
 WAIT_S = 120.0  # a bound for a busy machine, never a means to sync
 # The promise of docs/serve.md: SIGTERM to exit in at most 10 s.
@@ -39,18 +36,11 @@ jitter = 0
 """
 
 
-class Serve:
+class Serve(FlowtestProcess):
     """`flowtest serve` in a process of its own; its stderr read line by line."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowtest.cli", "serve", "--listen", "127.0.0.1:0", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
-            env={**os.environ, "COLUMNS": "200"})
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.err: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        super().__init__(["serve", "--listen", "127.0.0.1:0", *args], cwd=cwd, wait_s=WAIT_S)
         self.url = ""
 
     def __enter__(self) -> Serve:
@@ -59,37 +49,7 @@ class Serve:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(timeout=30)
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        with self.proc.stderr:
-            for line in self.proc.stderr:
-                self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, needle: str, timeout: float = WAIT_S) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.err.append(line)
-            if needle in line:
-                return line
-        raise AssertionError(f"no {needle!r} from serve: {''.join(self.err)}")
-
-    def finish(self, timeout: float) -> tuple[int, str]:
-        code = self.proc.wait(timeout=timeout)
-        while (line := self.lines.get(timeout=30)) is not None:
-            self.err.append(line)
-        return code, "".join(self.err)
+        self.close()
 
 
 def write_config(world: World, path: Path, extra: str = FAST) -> Path:

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email
-import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +23,7 @@ from flowtest.mail import bounce, probe
 from flowtest.sandbox import World
 from flowtest.sandbox import external as ext
 from flowtest.sandbox import gmail as gm
+from tests.processes import FlowtestProcess
 
 pytestmark = pytest.mark.faults("forward-drop", "no-rule=billing@example.me")
 
@@ -55,61 +51,25 @@ def _in_trash(world: World) -> set[str]:
     return {t for party, folder in TRASH.items() for t in _tokens(world, party, folder)}
 
 
-class Run:
+class Run(FlowtestProcess):
     """`flowtest run` in a process of its own; its stderr read line by line."""
 
     def __init__(self, world: World, tmp_path: Path) -> None:
         path = world.write_config(tmp_path / "flowtest.toml")
         self.config = cfg.load(path)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowtest.cli", "run", "-c", str(path), "--leg", "inbound",
-             "--timeout", "120", "--report-dir", str(tmp_path / "reports")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "COLUMNS": "200"})
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.err: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        super().__init__(["run", "-c", str(path), "--leg", "inbound", "--timeout", "120",
+                          "--report-dir", str(tmp_path / "reports")])
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        self.reader.join(timeout=30)
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        with self.proc.stderr:
-            for line in self.proc.stderr:
-                self.lines.put(line)
-        self.lines.put(None)  # end of the stream
-
-    def wait_for(self, needle: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.err.append(line)
-            if needle in line:
-                return
-        raise AssertionError(f"no {needle!r} from the run: {''.join(self.err)}")
+        self.close()
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
-        """Exit code and all of stderr. The timeout is far below the run's own
-        120 s: an exit within it is the interruption's doing."""
-        code = self.proc.wait(timeout=timeout)
-        while (line := self.lines.get(timeout=timeout)) is not None:
-            self.err.append(line)
-        return code, "".join(self.err)
+        """The timeout is far below the run's own 120 s: an exit within it is
+        the interruption's doing."""
+        return super().finish(timeout)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
