@@ -133,21 +133,40 @@ def cold_process(conf: Path, n: int) -> dict[str, float]:
             "cpu_ms": round(statistics.median(cpus) * 1000, 1)}
 
 
+def measure(idle_s: float = 60.0, n: int = 10) -> dict[str, object]:
+    """The serve_* keys of reports/bench/summary.json (bench.py calls this)."""
+    with SandboxProcess(aliases=1) as sandbox:
+        conf = sandbox.config_path
+        with conf.open("a", encoding="utf-8") as f:
+            f.write(HOURLY)
+        live = idle(conf, idle_s, 30.0)
+        fast = idle(conf, idle_s, 1.0)
+        legs = asyncio.run(probes(conf, n))
+        cold = cold_process(conf, n)
+    return {
+        # With the 30 s poll a live target gets (the watchers sit in IDLE between).
+        "serve_idle_cpu_s_per_h": live["cpu_s_per_hour"],
+        "serve_rss_mb": live["rss_mb"],
+        "serve_idle_cpu_s_per_h_poll_1s": fast["cpu_s_per_hour"],
+        "serve_idle_window_s": idle_s,
+        "serve_probe_cpu_ms": legs["warm"]["cpu_ms"],
+        "serve_probe_wall_s": round(legs["warm"]["wall_ms"] / 1000, 3),
+        "serve_probes": n,
+        "cold_leg_cpu_ms": legs["cold_leg"]["cpu_ms"],
+        "cold_leg_wall_s": round(legs["cold_leg"]["wall_ms"] / 1000, 3),
+        "cold_run_process_cpu_ms": cold["cpu_ms"],
+        "cold_run_process_wall_s": round(cold["wall_ms"] / 1000, 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--idle", type=float, default=60.0, help="idle window in seconds")
     ap.add_argument("--probes", type=int, default=10)
     args = ap.parse_args()
     guard.enable()
-    with SandboxProcess(aliases=1) as sandbox:
-        conf = sandbox.config_path
-        with conf.open("a", encoding="utf-8") as f:
-            f.write(HOURLY)
-        print("idle (sandbox poll):", idle(conf, args.idle, 1.0), flush=True)
-        print("idle (live poll):   ", idle(conf, args.idle, 30.0), flush=True)
-        print("one inbound probe:  ", asyncio.run(probes(conf, args.probes)), flush=True)
-        print("cold `flowtest run --leg inbound` process:", cold_process(conf, args.probes),
-              flush=True)
+    for key, value in measure(args.idle, args.probes).items():
+        print(f"{key:34} {value}")
 
 
 if __name__ == "__main__":
