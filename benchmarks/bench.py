@@ -24,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 from harness import SandboxProcess
 from idle_push import idle_push
 from peer import ensure_installed, run_one
+from serve_cost import measure as serve_cost
 
 from flowtest import guard
 from flowtest.flows import inbound
@@ -159,8 +161,76 @@ def detect(probes: int) -> dict[str, object]:
         "detect_listed_ms_spread": s_ms,
         "wall_s_per_probe": round(statistics.median(wall), 3),
         "wall_s_per_probe_spread": spread(wall, digits=3),
-        "cpu_ms_per_sequential_probe": round(statistics.median(cpu) * 1000, 1),
-        "cpu_ms_per_sequential_probe_spread": spread(cpu, 1000, 1),
+        # inbound.run alone in a warm process; the whole process is process_cost().
+        "cpu_ms_per_sequential_probe_in_process": round(statistics.median(cpu) * 1000, 1),
+        "cpu_ms_per_sequential_probe_in_process_spread": spread(cpu, 1000, 1),
+    }
+
+
+# Imports every module named on the command line, as a run would, and nothing else.
+IMPORT_ALL = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+"""
+# Runs the CLI as `python -m flowtest.cli` does, then lists the modules it loaded.
+LIST_MODULES = """
+import runpy, sys
+out, sys.argv = sys.argv[1], ["flowtest"] + sys.argv[2:]
+try:
+    runpy.run_module("flowtest.cli", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+open(out, "w").write("\\n".join(sys.modules))
+"""
+
+
+def children_cpu_ms(argv: list[str], runs: int) -> list[float]:
+    """CPU (user + system) of each of ``runs`` processes, from RUSAGE_CHILDREN."""
+    out = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
+    return out
+
+
+def process_cost(runs: int) -> dict[str, object]:
+    """A one-probe `flowtest run` as cron starts it: the whole process's CPU
+    minus the interpreter's own start-up (`python -c pass`), with where it
+    goes: loading the modules the run loads, and the rest (TLS, IMAP, SMTP,
+    judging, reports)."""
+    with SandboxProcess(aliases="hello") as sb:
+        reports = Path(tempfile.mkdtemp(prefix="ft-bench-run-"))
+        run = ["run", "-c", str(sb.config_path), "--leg", "inbound", "--report-dir",
+               str(reports)]
+        listing = reports / "modules.txt"
+        subprocess.run([sys.executable, "-c", LIST_MODULES, str(listing), *run, "--no-dns"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        modules = [m for m in listing.read_text().split() if m != "__main__"]
+        cli = [sys.executable, "-m", "flowtest.cli"]
+        start, imports, probe, checked = [], [], [], []
+        for i in range(runs):  # interleaved, so a change in load touches all four alike
+            progress("whole `flowtest run` processes", i, runs)
+            start += children_cpu_ms([sys.executable, "-c", "pass"], 1)
+            imports += children_cpu_ms([sys.executable, "-c", IMPORT_ALL, *modules], 1)
+            probe += children_cpu_ms([*cli, *run, "--no-dns"], 1)
+            checked += children_cpu_ms([*cli, *run], 1)
+        progress("whole `flowtest run` processes", runs, runs)
+    base = statistics.median(start)
+    minus = [c - base for c in probe]
+    return {
+        "cpu_ms_per_sequential_probe": round(statistics.median(minus), 1),
+        "cpu_ms_per_sequential_probe_spread": spread(minus, digits=1),
+        "process_runs": runs,
+        "cpu_ms_interpreter_startup": round(base, 1),
+        "cpu_ms_run_imports": round(statistics.median(imports) - base, 1),
+        "run_modules_loaded": len(modules),
+        "cpu_ms_run_with_dns_check": round(statistics.median(checked) - base, 1),
     }
 
 
@@ -200,8 +270,11 @@ def ratios(summary: dict[str, object], peers: dict[str, dict[str, object]]) -> d
                 p50(figures, "detect_overhead_ms") / p50(summary, "detect_listed_ms_spread"), 1),
             "wall_per_probe": round(p50(figures, "wall_s_per_probe")
                                     / p50(summary, "wall_s_per_probe"), 2),
+            # The peer's figure is a whole process (perl start-up included);
+            # so is flowtest's here: a `flowtest run --no-dns` process.
             "cpu_per_probe": round(p50(figures, "cpu_ms_per_probe")
-                                   / p50(summary, "cpu_ms_per_sequential_probe"), 2),
+                                   / (p50(summary, "cpu_ms_per_sequential_probe")
+                                      + p50(summary, "cpu_ms_interpreter_startup")), 2),
         }
     return out
 
@@ -216,15 +289,30 @@ def main() -> None:
     parser.add_argument("--peer-tuned", type=int, default=20,
                         help="check_email_delivery runs with --wait 1 --imap-check-interval 1")
     parser.add_argument("--no-peer", action="store_true", help="skip check_email_delivery")
+    parser.add_argument("--processes", type=int, default=20,
+                        help="whole `flowtest run` processes for the per-process CPU")
+    parser.add_argument("--serve-idle", type=float, default=60.0,
+                        help="seconds `flowtest serve` is watched idle, per poll setting")
+    parser.add_argument("--serve-probes", type=int, default=10,
+                        help="scheduled probes on warm connections, and cold runs")
+    parser.add_argument("--no-serve", action="store_true", help="skip `flowtest serve`'s cost")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/summary.json"))
     args = parser.parse_args()
     guard.enable()  # this process talks only to the loopback sandbox
+    # As an installed wheel is: PYTHONDONTWRITEBYTECODE (set on some machines)
+    # would otherwise make every flowtest process compile its modules again.
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    str(Path(__file__).resolve().parent.parent / "flowtest")],
+                   check=True, stdout=subprocess.DEVNULL)
     summary: dict[str, object] = {
         "machine": f"{sys.platform}, {_cores()} cores, python {sys.version.split()[0]}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     summary.update(cli_help())
     summary.update(sweep(min(args.sweep, 200), args.sweeps))
     summary.update(detect(args.probes))
+    summary.update(process_cost(args.processes))
+    if not args.no_serve:
+        summary.update(serve_cost(args.serve_idle, args.serve_probes))
     peers: dict[str, dict[str, object]] = {}
     why_not = "skipped (--no-peer)" if args.no_peer else ensure_installed()
     if why_not is None:

@@ -95,11 +95,11 @@ class RunAlerts:
         self.alerter, self.args, self.run_id = alerter, args, run_id
 
     def finished(self, results: list[Any], findings: list[Any]) -> None:
+        if self.alerter is None:
+            return  # before the imports: a run without --notify/--ping never loads them
         from flowtest.flows.alerting import STATE_FILE, save_state, short_report
         from flowtest.report.json_report import build
 
-        if self.alerter is None:
-            return
         verdict = build(target="", started_at=0, finished_at=0, probes=results,
                         dns=[f.to_json() for f in findings])["verdict"]
         asyncio.run(self.alerter.observe(results, run_id=self.run_id))
