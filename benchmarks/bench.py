@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench.py [--probes 200] [--sweep 200] [--sweeps 3]
                                          [--peer-default 10] [--peer-tuned 20] [--no-peer]
+                                         [--processes 20] [--serve-idle 60]
+                                         [--serve-probes 10] [--no-serve]
 
 The sandbox runs in a process of its own (`flowtest sandbox --truth`), so the
 figures for this process are flowtest's alone, and flowtest and the peer face
@@ -13,6 +15,13 @@ against the limit, a bare aioimaplib client in IDLE on the same sandbox
 for flowtest its own seen_at (client side), and, for a like-for-like
 comparison with the peer, the sandbox's record of the first IMAP SEARCH that
 listed the message (server side; the peer reports only whole seconds).
+
+CPU of a one-probe run (``cpu_ms_per_sequential_probe``) is a whole
+`flowtest run --leg inbound --no-dns` process, as cron starts it, minus the
+interpreter's own start-up (`python -c pass`); ``cpu_ms_run_imports`` is the
+part spent loading the modules such a run loads. flowtest is byte-compiled
+first, as a wheel install is. `flowtest serve`'s cost (serve_* keys) comes
+from serve_cost.py.
 """
 
 from __future__ import annotations
