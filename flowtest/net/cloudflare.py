@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,11 @@ def _httpx() -> Any:
     """httpx, imported on first use: about 90 ms of CPU and 90 modules that a
     run which never talks to Cloudflare (no [cloudflare] section, every probe
     on time) should not pay (issue 19)."""
+    if "httpx" not in sys.modules:
+        # httpx imports its own command-line client (click, rich.syntax,
+        # pygments: 18 ms) whenever those happen to be installed; a None entry
+        # makes that import fail the way httpx expects when they are not.
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     import httpx
 
     return httpx
