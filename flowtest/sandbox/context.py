@@ -38,6 +38,8 @@ class Context:
     # The resolver cache for the zone as it is now (world.py); None: a fresh
     # cache per message's checks.
     dns_cache: Callable[[], dns.resolver.Cache] | None = None
+    # IMAP servers on event loops in threads of their own (mailstore.py).
+    imap_threads: bool = False
 
     def store_hooks(self, party: str) -> dict[str, Any]:
         """Callbacks for a MailStore that put its clients' view into the truth:

@@ -66,6 +66,7 @@ class World:
         gmail_signs_send_as: bool = True,
         gmail_default_from: str | None = None,
         timing: Timing | None = None,
+        imap_threads: bool = False,
     ) -> None:
         self.names = Names(domain=domain, external=external_domain)
         self.aliases = [a if "@" in a else f"{a}@{domain}" for a in aliases]
@@ -89,6 +90,10 @@ class World:
         self.gmail_default_from = gmail_default_from
         # Realistic hop delays (sandbox/timing.py), recorded in the truth as "held".
         self.timing = timing
+        # Gmail's and the provider's IMAP servers on loops in threads of their
+        # own (sandbox/mailstore.py): off for worlds in a test's process, on
+        # in the standalone `flowtest sandbox` (docs/sandbox.md).
+        self.imap_threads = imap_threads
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
         self._zone: tuple[object, zone.Records] | None = None  # (its inputs, the zone)
@@ -144,7 +149,7 @@ class World:
             names=self.names, keys=self.keys, faults=self.faults, truth=self.truth,
             server_tls=authority.server_context(), client_tls=authority.client_context(),
             dns_server=(hosts.DNS, self.dns.port), retry_delays=self.retry_delays,
-            timing=self.timing, dns_cache=self._dns_cache)
+            timing=self.timing, dns_cache=self._dns_cache, imap_threads=self.imap_threads)
         if self.catch_all:
             from flowtest.sandbox.cloudflare import Rule
             self.routing.catch_all = Rule("forward", self.gmail_address)
