@@ -155,3 +155,20 @@ def test_imap_threads_keep_the_faults_that_touch_the_store(flowtest_keys: Keyrin
         if code is not None:
             assert code in r.codes
         world.check_errors()
+
+
+def test_checks_in_a_worker_process_answer_as_the_threads_do(flowtest_keys: Keyring) -> None:
+    with World(keys=flowtest_keys, check_process=True, aliases=["hello"]) as world:
+        [r] = asyncio.run(inbound.run(world.config(), options=FAST))
+        assert r.verdict == "pass", r.diagnosis
+        assert r.auth is not None and r.auth.dmarc.result == "pass"
+        assert r.auth.arc.result == "pass"
+        # A fault switched between two messages shows in the worker's next
+        # verdict, though its resolver cache outlives a message.
+        world.set_fault("dkim-missing")
+        [r] = asyncio.run(inbound.run(world.config(), options=FAST))
+        assert r.verdict == "warn" and "CLOUDFLARE_DKIM_FAIL" in r.codes
+        world.clear_fault("dkim-missing")
+        [r] = asyncio.run(inbound.run(world.config(), options=FAST))
+        assert r.verdict == "pass", r.diagnosis
+        world.check_errors()

@@ -75,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
         # work keeps the world's loop busy (docs/sandbox.md).
         sys.setswitchinterval(0.0005)
         options["imap_threads"] = True
+        options["check_process"] = True   # the checks on the other core
         # The truth file closes after the world stops: its last events still land.
         with guard.guarded(), contextlib.ExitStack() as closing, \
                 World(faults=args.fault, **options) as world:

@@ -12,6 +12,7 @@ from typing import Any
 import dns.resolver
 
 from flowtest.sandbox import checks
+from flowtest.sandbox.checker import Checker
 from flowtest.sandbox.faults import Faults
 from flowtest.sandbox.hosts import Names
 from flowtest.sandbox.keys import Keyring
@@ -40,6 +41,10 @@ class Context:
     dns_cache: Callable[[], dns.resolver.Cache] | None = None
     # IMAP servers on event loops in threads of their own (mailstore.py).
     imap_threads: bool = False
+    # The checks in a worker process (sandbox/checker.py), with what the
+    # zone's answers depend on now (its resolver cache follows it).
+    checker: Checker | None = None
+    zone: Callable[[], object] | None = None
 
     def store_hooks(self, party: str) -> dict[str, Any]:
         """Callbacks for a MailStore that put its clients' view into the truth:
@@ -77,6 +82,9 @@ class Context:
 
     async def evaluate(self, raw: bytes, *, ip: str, mail_from: str,
                        helo: str) -> checks.Verdicts:
+        if self.checker is not None and self.zone is not None:
+            return await self.checker.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo,
+                                               dns_server=self.dns_server, zone=self.zone())
         return await asyncio.to_thread(checks.evaluate, raw, ip=ip, mail_from=mail_from,
                                        helo=helo, resolver=self.resolver())
 

@@ -22,6 +22,7 @@ from flowtest.model import Thresholds
 from flowtest.sandbox import cfapi, hosts, zone
 from flowtest.sandbox.certs import Authority
 from flowtest.sandbox.cfapi_state import Account as CloudflareAccount
+from flowtest.sandbox.checker import Checker
 from flowtest.sandbox.cloudflare import Cloudflare, Routing
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.dns_server import DnsServer, ServFail
@@ -67,6 +68,7 @@ class World:
         gmail_default_from: str | None = None,
         timing: Timing | None = None,
         imap_threads: bool = False,
+        check_process: bool = False,
     ) -> None:
         self.names = Names(domain=domain, external=external_domain)
         self.aliases = [a if "@" in a else f"{a}@{domain}" for a in aliases]
@@ -94,6 +96,10 @@ class World:
         # own (sandbox/mailstore.py): off for worlds in a test's process, on
         # in the standalone `flowtest sandbox` (docs/sandbox.md).
         self.imap_threads = imap_threads
+        # The receivers' checks in a worker process (sandbox/checker.py): the
+        # same choice, for the same reason, as imap_threads.
+        self.check_process = check_process
+        self._checker: Checker | None = None
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
         self._zone: tuple[object, zone.Records] | None = None  # (its inputs, the zone)
@@ -145,11 +151,14 @@ class World:
         self.ca_file = authority.write_ca(self._workdir / "sandbox-ca.pem")
         self.dns = DnsServer(hosts.DNS, self._lookup)
         self.dns.start()
+        if self.check_process:
+            self._checker = Checker()
         self.ctx = Context(
             names=self.names, keys=self.keys, faults=self.faults, truth=self.truth,
             server_tls=authority.server_context(), client_tls=authority.client_context(),
             dns_server=(hosts.DNS, self.dns.port), retry_delays=self.retry_delays,
-            timing=self.timing, dns_cache=self._dns_cache, imap_threads=self.imap_threads)
+            timing=self.timing, dns_cache=self._dns_cache, imap_threads=self.imap_threads,
+            checker=self._checker, zone=self._zone_inputs)
         if self.catch_all:
             from flowtest.sandbox.cloudflare import Rule
             self.routing.catch_all = Rule("forward", self.gmail_address)
@@ -212,6 +221,9 @@ class World:
             self._thread = None
             if self.dns is not None:
                 self.dns.stop()
+            if self._checker is not None:
+                self._checker.close()
+                self._checker = None
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
