@@ -70,6 +70,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         options: dict[str, Any] = {"aliases": args.aliases} if args.aliases else {}
         options.update(timing_options(args))
+        # Its IMAP servers on threads of their own, and a short switch interval
+        # so they get the interpreter soon after a look arrives, while SMTP
+        # work keeps the world's loop busy (docs/sandbox.md).
+        sys.setswitchinterval(0.0005)
+        options["imap_threads"] = True
+        options["check_process"] = True   # the checks on the other core
         # The truth file closes after the world stops: its last events still land.
         with guard.guarded(), contextlib.ExitStack() as closing, \
                 World(faults=args.fault, **options) as world:

@@ -29,6 +29,7 @@ def _psl() -> PublicSuffixList:
         return PublicSuffixList(psl_file)
 
 
+@functools.lru_cache(maxsize=4096)  # about a dozen calls a message, for the same few names
 def organizational_domain(domain: str) -> str:
     """RFC 7489 §3.2: the public suffix plus one label (the name itself when it
     is a public suffix or has one label)."""

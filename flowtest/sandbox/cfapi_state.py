@@ -162,11 +162,22 @@ class Account:
         """(action, destination, rule id) for mail to ``address``: the newest
         enabled literal rule (only the newest applies), else an enabled
         catch-all ("catch-all"), else None: 550 5.1.1."""
+        # The same answer as searching rules() newest first, without building
+        # all 200 rules' JSON twice per message (a burst's hot spot).
         address = address.lower()
-        for r in reversed(self.rules()):
-            if r["enabled"] and r["matchers"][0].get("value") == address:
-                action = r["actions"][0]
-                return action["type"], (action.get("value") or [""])[0], r["id"]
+        self._sync()
+        base = len(self.routing.rules)
+        for i in reversed(range(len(self.extra_rules))):
+            extra = self.extra_rules[i]
+            if extra.address == address and extra.enabled and (
+                    extra.action != "forward" or self.verified(extra.destination)):
+                return (extra.action, extra.destination if extra.action != "drop" else "",
+                        _hex_id("rule", extra.address, str(base + i)))
+        rule = self.routing.rules.get(address)
+        if rule is not None and self._enabled(address, rule):
+            n = list(self.routing.rules).index(address)
+            return (rule.action, rule.destination if rule.action != "drop" else "",
+                    _hex_id("rule", address, str(n)))
         c = self.catch_all()
         if c["enabled"]:
             action = c["actions"][0]

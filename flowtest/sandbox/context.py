@@ -12,6 +12,7 @@ from typing import Any
 import dns.resolver
 
 from flowtest.sandbox import checks
+from flowtest.sandbox.checker import Checker
 from flowtest.sandbox.faults import Faults
 from flowtest.sandbox.hosts import Names
 from flowtest.sandbox.keys import Keyring
@@ -35,6 +36,15 @@ class Context:
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0)
     errors: list[BaseException] = field(default_factory=list)
     timing: Timing | None = None   # realistic hop delays (issue 20); None: as fast as it goes
+    # The resolver cache for the zone as it is now (world.py); None: a fresh
+    # cache per message's checks.
+    dns_cache: Callable[[], dns.resolver.Cache] | None = None
+    # IMAP servers on event loops in threads of their own (mailstore.py).
+    imap_threads: bool = False
+    # The checks in a worker process (sandbox/checker.py), with what the
+    # zone's answers depend on now (its resolver cache follows it).
+    checker: Checker | None = None
+    zone: Callable[[], object] | None = None
 
     def store_hooks(self, party: str) -> dict[str, Any]:
         """Callbacks for a MailStore that put its clients' view into the truth:
@@ -62,14 +72,19 @@ class Context:
         r.nameservers = [self.dns_server[0]]
         r.port = self.dns_server[1]
         r.lifetime = 3
+        if self.dns_cache is not None:
+            r.cache = self.dns_cache()
         return r
 
     def relay(self, source: str, helo: str) -> Relay:
         return Relay(source=source, helo=helo, dns_server=self.dns_server, ports=self.ports,
-                     tls=self.client_tls)
+                     tls=self.client_tls, cache=self.dns_cache)
 
     async def evaluate(self, raw: bytes, *, ip: str, mail_from: str,
                        helo: str) -> checks.Verdicts:
+        if self.checker is not None and self.zone is not None:
+            return await self.checker.evaluate(raw, ip=ip, mail_from=mail_from, helo=helo,
+                                               dns_server=self.dns_server, zone=self.zone())
         return await asyncio.to_thread(checks.evaluate, raw, ip=ip, mail_from=mail_from,
                                        helo=helo, resolver=self.resolver())
 

@@ -46,7 +46,7 @@ class External:
         self.style = style
         self.authserv_id = ctx.names.ext_mx
         self.store = MailStore(hosts.EXT_IMAP, ctx.server_tls, special_use=FOLDERS,
-                               **ctx.store_hooks("external"))
+                               own_thread=ctx.imap_threads, **ctx.store_hooks("external"))
         self.mx = SmtpServer(hosts.EXT_MX, _Mx(self), hostname=ctx.names.ext_mx,
                              tls=ctx.server_tls)
         self.submission = SmtpServer(hosts.EXT_SMTP, _Submission(self),
@@ -145,8 +145,8 @@ class External:
         keys = self.ctx.keys
         arc_key = (keys.google_arc if self.style == "gmail" else keys.external).private_pem
         stamped = await asyncio.to_thread(styles.stamp, self.style, arrival, arc_key=arc_key)
-        await self.store.append(self.address, folder, stamped)
-        self.ctx.truth.record("stored", "external", message_id, rcpt, folder)
+        await self.store.append(self.address, folder, stamped, on_stored=lambda _uid: (
+            self.ctx.truth.record("stored", "external", message_id, rcpt, folder)))
         return f"250 2.0.0 Ok: queued as {random_id(10)}"
 
 

@@ -193,7 +193,8 @@ class Gmail:
         self.sent_ids: set[str] = set()
         self.store = MailStore(hosts.GMAIL_IMAP, ctx.server_tls, special_use=FOLDERS,
                                refuse_login=lambda: ctx.faults.on("bad-app-password"),
-                               strip_spaces=True, **ctx.store_hooks("gmail"))
+                               strip_spaces=True, own_thread=ctx.imap_threads,
+                               **ctx.store_hooks("gmail"))
         self.mx = SmtpServer(hosts.GMAIL_MX, _MxHandler(self), hostname="mx.google.com",
                              tls=ctx.server_tls)
         self.submission = SmtpServer(hosts.GMAIL_SMTP, _SubmissionHandler(self),
@@ -271,8 +272,8 @@ class Gmail:
         # internal hop, X-Google-Smtp-Source, X-Received, then the ARC set.
         stamped = prepend(stamped, f"Delivered-To: {rcpt}", internal_hop(now),
                           f"X-Google-Smtp-Source: AGHT+I{_b64(54)}", x_received(now))
-        await self.store.append(self.address, folder, stamped)
-        self.ctx.truth.record("stored", "gmail", message_id, rcpt, folder)
+        await self.store.append(self.address, folder, stamped, on_stored=lambda _uid: (
+            self.ctx.truth.record("stored", "gmail", message_id, rcpt, folder)))
         return "250 2.0.0 OK " + str(int(now)) + " " + random_id(12) + " - gsmtp"
 
     def _stamp(self, raw: bytes, v: Verdicts, ip: str, helo: str, mail_from: str,

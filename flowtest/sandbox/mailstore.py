@@ -4,6 +4,12 @@ pymap is built by hand rather than through ``IMAPService`` (which binds a
 fixed port and never says which). Gmail-like additions live here: SPECIAL-USE
 attributes (RFC 6154, which pymap lacks), app passwords accepted with or
 without spaces, refusing logins under a fault, and cutting connections.
+
+``own_thread=True`` runs the server on an event loop in a thread of its own
+(the standalone ``flowtest sandbox`` does, docs/sandbox.md): an IMAP look is
+then answered as soon as the thread gets the interpreter, not after whatever
+SMTP work is queued on the world's loop. pymap's state is still touched from
+one thread only: every method hands its work to the store's loop.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import threading
 from argparse import Namespace
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from proxyprotocol.reader import ProxyProtocolReader
 from pymap.backend.dict import Config as DictConfig
@@ -32,6 +39,8 @@ from pysasl.hashing import BuiltinHash
 # pymap asks socket.getfqdn() for every greeting unless FQDN is set: a real
 # DNS lookup per connection, which the network guard would refuse.
 os.environ.setdefault("FQDN", "sandbox.invalid")
+
+T = TypeVar("T")
 
 
 class _Config(DictConfig):
@@ -120,6 +129,50 @@ class _Login(Login):
         return _Identity(identity.name, self, None, identity.roles)
 
 
+class _Coalescing:
+    """pymap's writer, gathering what it writes in one turn of the loop.
+
+    pymap writes every response, and parts of one, with a write() of its own
+    and drains after each: over TLS each became a record and a send() (six
+    for one IDLE push of a new message), and with the store on a thread of
+    its own each send gives up the interpreter. The bytes on the wire are the
+    same; they go out in one record when pymap next waits, or at once when
+    the transport's buffer is full."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._writer.transport.is_closing():
+                self._writer.write(data)
+
+    async def drain(self) -> None:
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            self._flush()
+            await self._writer.drain()
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> None:
+        self._flush()
+        await self._writer.start_tls(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
 class MailStore:
     """One provider's IMAP service, implicit TLS on :attr:`port` of ``host``."""
 
@@ -128,8 +181,12 @@ class MailStore:
                  refuse_login: Callable[[], bool] = lambda: False,
                  strip_spaces: bool = False,
                  on_listed: Callable[[bytes], None] | None = None,
-                 on_connection: Callable[[str, int], None] | None = None) -> None:
+                 on_connection: Callable[[str, int], None] | None = None,
+                 own_thread: bool = False) -> None:
         self.host = host
+        self.own_thread = own_thread
+        self._loop: asyncio.AbstractEventLoop | None = None  # its own, with own_thread
+        self._thread: threading.Thread | None = None
         self._on_connection = on_connection
         self.port = 0
         self._ssl = ssl_context
@@ -159,7 +216,59 @@ class MailStore:
             self.fetch_drops += 1
             self.drop_connections()
 
+    # -- its own loop ---------------------------------------------------------------
+
+    def _elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        """The store's loop when the caller is not on it, else None."""
+        loop = self._loop
+        if loop is None:
+            return None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        return None if running is loop else loop
+
+    async def _here(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the store's own loop (cancelling this cancels it there)."""
+        loop = self._elsewhere()
+        if loop is None:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    def _start_thread(self) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"sandbox-imap-{self.host}",
+                                        daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def _stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+
+    # -- life cycle -------------------------------------------------------------------
+
     async def start(self) -> None:
+        if self.own_thread and self._loop is None:
+            self._start_thread()
+        await self._here(self._start())
+
+    async def _start(self) -> None:
         self.config.apply_context()
         imap = IMAPServer(self.login, self.config)
 
@@ -175,7 +284,7 @@ class MailStore:
             if self._on_connection is not None:
                 self._on_connection("imap-open", len(self._connections))
             try:
-                await imap(reader, writer, sock_info)
+                await imap(reader, _Coalescing(writer), sock_info)  # type: ignore[arg-type]
             finally:
                 self._connections.pop(task, None)
                 if self._on_connection is not None:
@@ -206,6 +315,9 @@ class MailStore:
         """Go away for ``down_s`` seconds (connections cut, new ones refused),
         then listen again on the same port with the same mailboxes: a
         provider's restart or failover as a client sees it."""
+        await self._here(self._restart(down_s))
+
+    async def _restart(self, down_s: float) -> None:
         if self._server is None:
             return
         self._down = True
@@ -224,13 +336,28 @@ class MailStore:
         return len(self._connections)
 
     def drop_connections(self) -> int:
-        """Cut every open connection, as a provider's restart or a network blip does."""
+        """Cut every open connection, as a provider's restart or a network blip does
+        (from another thread: on the store's loop, next in its queue)."""
+        writers = list(self._connections.values())
+        loop = self._elsewhere()
+        if loop is not None:
+            loop.call_soon_threadsafe(self._drop)
+            return len(writers)
+        self._drop()
+        return len(writers)
+
+    def _drop(self) -> None:
         writers = list(self._connections.values())
         for writer in {*writers, *self._accepted}:
             writer.transport.abort()
-        return len(writers)
 
     async def stop(self) -> None:
+        try:
+            await self._here(self._stop())
+        finally:
+            self._stop_thread()
+
+    async def _stop(self) -> None:
         if self._server is not None:
             self._down = True
             self._server.close()
@@ -243,6 +370,9 @@ class MailStore:
             self._server = None
 
     async def add_user(self, name: str, password: str, folders: Iterable[str] = ()) -> None:
+        await self._here(self._add_user(name, password, list(folders)))
+
+    async def _add_user(self, name: str, password: str, folders: list[str]) -> None:
         hashed = await Passwords(self.config).hash_password(password)
         await _Identity(name, self.login, None, frozenset()).set(
             UserMetadata(self.config, name, password=hashed))
@@ -251,22 +381,37 @@ class MailStore:
                 await session.mailbox_set.add_mailbox(folder)
 
     async def append(self, user: str, folder: str, raw: bytes, *,
-                     flags: Iterable[str] = (), when: datetime | None = None) -> int:
-        """Store a message as the provider's delivery agent does; returns its UID."""
+                     flags: Iterable[str] = (), when: datetime | None = None,
+                     on_stored: Callable[[int], object] | None = None) -> int:
+        """Store a message as the provider's delivery agent does; returns its UID.
+        ``on_stored(uid)`` runs the moment it is in the mailbox, on the store's
+        thread: before any IMAP client can hear of it (the truth's "stored")."""
+        return await self._here(self._append(user, folder, raw, list(flags), when, on_stored))
+
+    async def _append(self, user: str, folder: str, raw: bytes, flags: list[str],
+                      when: datetime | None, on_stored: Callable[[int], object] | None) -> int:
         async with _Identity(user, self.login, None, frozenset()).new_session() as session:
             mailbox = await session.mailbox_set.get_mailbox(folder)
             message = await mailbox.append(
                 AppendMessage(raw, when or datetime.now(UTC),
                               frozenset(Flag(f.encode()) for f in flags)),
                 recent=True)
+            if on_stored is not None:
+                on_stored(int(message.uid))
             return int(message.uid)
 
     async def add_folder(self, user: str, folder: str) -> None:
+        await self._here(self._add_folder(user, folder))
+
+    async def _add_folder(self, user: str, folder: str) -> None:
         async with _Identity(user, self.login, None, frozenset()).new_session() as session:
             await session.mailbox_set.add_mailbox(folder)
 
     async def folder_contents(self, user: str, folder: str) -> list[tuple[int, bytes, set[str]]]:
         """(uid, raw message, flags) of every message: the sandbox's own view."""
+        return await self._here(self._folder_contents(user, folder))
+
+    async def _folder_contents(self, user: str, folder: str) -> list[tuple[int, bytes, set[str]]]:
         async with _Identity(user, self.login, None, frozenset()).new_session() as session:
             mailbox = await session.mailbox_set.get_mailbox(folder)
             out = []
@@ -277,6 +422,9 @@ class MailStore:
             return out
 
     async def folders(self, user: str) -> list[str]:
+        return await self._here(self._folders(user))
+
+    async def _folders(self, user: str) -> list[str]:
         async with _Identity(user, self.login, None, frozenset()).new_session() as session:
             tree = await session.mailbox_set.list_mailboxes()
             return [entry.name for entry in tree.list() if entry.exists]

@@ -59,7 +59,15 @@ def replace_header(raw: bytes, name: str, value: str | None, *, add: str | None 
 
 
 def random_id(n: int = 12, alphabet: str = string.ascii_letters + string.digits) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(n))
+    # One read of the system's randomness per id, not one per character (a
+    # message carries about 80 random characters); a byte maps to a letter
+    # without bias only below the largest multiple of the alphabet's size.
+    limit = 256 - 256 % len(alphabet)
+    out: list[str] = []
+    while len(out) < n:
+        out.extend(alphabet[b % len(alphabet)] for b in secrets.token_bytes(2 * n)
+                   if b < limit)
+    return "".join(out[:n])
 
 
 def srs0(original: str, domain: str, secret: bytes) -> str:

@@ -155,8 +155,10 @@ class Relay:
     """Delivers from one sending host to the MX of a recipient's domain."""
 
     def __init__(self, *, source: str, helo: str, dns_server: tuple[str, int],
-                 ports: dict[str, int], tls: ssl.SSLContext) -> None:
+                 ports: dict[str, int], tls: ssl.SSLContext,
+                 cache: Callable[[], dns.resolver.Cache] | None = None) -> None:
         self.source = source
+        self.cache = cache  # the world's resolver cache for the zone as it is now
         self.helo = helo
         self.ports = ports
         self.tls = tls
@@ -167,6 +169,8 @@ class Relay:
 
     async def mx_hosts(self, domain: str) -> list[tuple[str, str]]:
         """(name, address) of the domain's MX hosts, best preference first."""
+        if self.cache is not None:
+            self.resolver.cache = self.cache()
         try:
             answer = await self.resolver.resolve(domain, "MX", search=False)
             exchanges = sorted((r.preference, r.exchange.to_text(omit_final_dot=True))

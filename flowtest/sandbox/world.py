@@ -14,12 +14,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dns.resolver
+
 from flowtest import config as cfg
 from flowtest.errors import SandboxError
 from flowtest.model import Thresholds
 from flowtest.sandbox import cfapi, hosts, zone
 from flowtest.sandbox.certs import Authority
 from flowtest.sandbox.cfapi_state import Account as CloudflareAccount
+from flowtest.sandbox.checker import Checker
 from flowtest.sandbox.cloudflare import Cloudflare, Routing
 from flowtest.sandbox.context import Context
 from flowtest.sandbox.dns_server import DnsServer, ServFail
@@ -64,6 +67,8 @@ class World:
         gmail_signs_send_as: bool = True,
         gmail_default_from: str | None = None,
         timing: Timing | None = None,
+        imap_threads: bool = False,
+        check_process: bool = False,
     ) -> None:
         self.names = Names(domain=domain, external=external_domain)
         self.aliases = [a if "@" in a else f"{a}@{domain}" for a in aliases]
@@ -87,8 +92,18 @@ class World:
         self.gmail_default_from = gmail_default_from
         # Realistic hop delays (sandbox/timing.py), recorded in the truth as "held".
         self.timing = timing
+        # Gmail's and the provider's IMAP servers on loops in threads of their
+        # own (sandbox/mailstore.py): off for worlds in a test's process, on
+        # in the standalone `flowtest sandbox` (docs/sandbox.md).
+        self.imap_threads = imap_threads
+        # The receivers' checks in a worker process (sandbox/checker.py): the
+        # same choice, for the same reason, as imap_threads.
+        self.check_process = check_process
+        self._checker: Checker | None = None
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
+        self._zone: tuple[object, zone.Records] | None = None  # (its inputs, the zone)
+        self._resolver_cache: tuple[object, dns.resolver.Cache] | None = None
         self.routing = Routing(domain)
         for alias in self.aliases:
             self.routing.forward(alias, self.gmail_address)
@@ -136,11 +151,14 @@ class World:
         self.ca_file = authority.write_ca(self._workdir / "sandbox-ca.pem")
         self.dns = DnsServer(hosts.DNS, self._lookup)
         self.dns.start()
+        if self.check_process:
+            self._checker = Checker()
         self.ctx = Context(
             names=self.names, keys=self.keys, faults=self.faults, truth=self.truth,
             server_tls=authority.server_context(), client_tls=authority.client_context(),
             dns_server=(hosts.DNS, self.dns.port), retry_delays=self.retry_delays,
-            timing=self.timing)
+            timing=self.timing, dns_cache=self._dns_cache, imap_threads=self.imap_threads,
+            checker=self._checker, zone=self._zone_inputs)
         if self.catch_all:
             from flowtest.sandbox.cloudflare import Rule
             self.routing.catch_all = Rule("forward", self.gmail_address)
@@ -203,6 +221,9 @@ class World:
             self._thread = None
             if self.dns is not None:
                 self.dns.stop()
+            if self._checker is not None:
+                self._checker.close()
+                self._checker = None
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
@@ -229,12 +250,42 @@ class World:
     def clear_fault(self, name: str | None = None) -> None:
         self.faults.clear(name)
 
+    def _zone_inputs(self) -> tuple[object, ...]:
+        """Everything the DNS's answers depend on besides the world's fixed
+        names and keys."""
+        return (tuple(sorted(self.faults.active().items())),
+                tuple(sorted((k, None if v is None else tuple(v))
+                             for k, v in list(self.dns_extra.items()))),
+                tuple(sorted(self.dns_servfail)))
+
+    def _dns_cache(self) -> dns.resolver.Cache:
+        """The receivers' and senders' resolver cache, as real MTAs keep one:
+        shared across messages while the zone's inputs stay the same, a fresh
+        one the moment a fault or override changes them, so a switch still
+        shows at the next lookup. In a burst this saves most of a message's
+        ~16 queries over loopback (dnspython on both ends, ~10 ms of CPU)."""
+        key = self._zone_inputs()
+        cached = self._resolver_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        cache = dns.resolver.Cache()
+        self._resolver_cache = (key, cache)
+        return cache
+
     def _lookup(self, name: str, rdtype: str) -> list[str] | None:
         assert self.keys is not None
         if name in self.dns_servfail:
             raise ServFail(name)
-        records = zone.build(self.names, self.keys, self.faults, self.dns_extra)
-        cfapi.publish(records, self.names.domain, self.faults)
+        # The zone follows the faults and a test's overrides at once; it is
+        # rebuilt only when they changed, not for each of a message's ~16 queries.
+        key = self._zone_inputs()
+        cached = self._zone
+        if cached is not None and cached[0] == key:
+            records = cached[1]
+        else:
+            records = zone.build(self.names, self.keys, self.faults, self.dns_extra)
+            cfapi.publish(records, self.names.domain, self.faults)
+            self._zone = (key, records)
         return zone.lookup_in(records, name, rdtype)
 
     # -- what a user's config sees ---------------------------------------------
