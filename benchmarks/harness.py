@@ -111,10 +111,12 @@ class SandboxProcess:
         return None
 
     def cpu_s(self) -> float:
-        """CPU seconds the sandbox process has used so far (user + system)."""
+        """CPU seconds the sandbox has used so far (user + system): its
+        process and the processes it started (the checks' worker), live ones
+        from their own stat, ended ones from the sandbox's cutime/cstime."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(_cpu_ticks(pid, children=pid == self.proc.pid)
+                   for pid in _family(self.proc.pid)) / os.sysconf("SC_CLK_TCK")
 
     def key_bits(self) -> int:
         """Size of the DKIM key Cloudflare's signer publishes in the sandbox's
@@ -137,3 +139,26 @@ class SandboxProcess:
             if e.kind == "imap-open" and e.at >= since:
                 peak[e.party] = max(peak[e.party], int(e.detail))
         return dict(peak)
+
+
+def _family(pid: int) -> list[int]:
+    """pid and every live descendant, from /proc/<pid>/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(p) for p in task.read_text().split()]
+            except OSError:
+                continue  # the task ended meanwhile
+    return out
+
+
+def _cpu_ticks(pid: int, *, children: bool) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0  # ended since it was listed
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks + (int(fields[13]) + int(fields[14]) if children else 0)  # waited-for children
