@@ -162,7 +162,7 @@ def _tokens_in(raw: bytes, prefixes: set[str]) -> bool:
 
 
 @pytest.mark.slow
-# On its own: beside another test worker (make test runs two) a round can
+# On its own: beside another test worker (make test runs three) a round can
 # miss a stored probe for the whole delivery_s and leave it behind, or leave
 # a server's connection unclosed; found under load, reported, not fixed here.
 @pytest.mark.alone
