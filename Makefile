@@ -15,10 +15,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/flowtest demo
 
+# compileall first: the many `flowtest` subprocesses of the suite then load
+# flowtest's bytecode instead of compiling it each (PYTHONDONTWRITEBYTECODE may
+# be set). Three workers, a test file each at a time, even on two cores: most
+# tests wait on their sandbox more than they compute. Then the tests marked
+# `alone` (the soak) on their own (docs/performance.md, "The test suite").
 test: $(STAMP)
 	$(BIN)/ruff check flowtest tests scenarios benchmarks conftest.py
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --flowtest-sandbox
+	$(BIN)/python -m compileall -q flowtest
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not alone" --flowtest-sandbox
+	$(BIN)/python -m pytest -m alone --flowtest-sandbox
 
 lint: $(STAMP)
 	$(BIN)/ruff check flowtest tests scenarios benchmarks conftest.py

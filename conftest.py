@@ -21,3 +21,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         from flowtest.pytest_plugin import pytest_addoption as add
 
         add(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files that hold a ``slow`` test run first, each file's tests in their
+    order: under ``make test``'s workers (``--dist loadfile``) the long
+    files are then handed out at the start, not left for one worker at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

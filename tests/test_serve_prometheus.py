@@ -8,6 +8,7 @@ no part: the binary runs here with a config and storage of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,11 +28,17 @@ WAIT_S = 120.0
 POLL_S = 0.5  # how often to ask Prometheus again: it has no way to tell us
 
 
-def free_port() -> int:
-    """Prometheus cannot listen on port 0: take a free port from the kernel."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """Ports the kernel has free, all different. Prometheus cannot listen on
+    port 0, and it is started first, with the serve processes' ports in its
+    config: it scrapes nothing for about 5 s after it starts (its target
+    discovery sends updates every 5 s, static targets too), time that the
+    serve processes spend starting their sandboxes meanwhile."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def query(base: str, promql: str) -> list[dict[str, object]]:
@@ -49,13 +56,11 @@ def test_prometheus_scrapes_two_vantage_points(tmp_path: Path) -> None:
             pytest.fail("prometheus is required here (FLOWTEST_REQUIRE_PROMETHEUS) but not "
                         "installed")
         pytest.skip("prometheus not installed (apt-get install prometheus)")
-    with Serve(["--sandbox", "--vantage", "home", "--report-dir", str(tmp_path / "home")],
-               tmp_path) as home, \
-            Serve(["--sandbox", "--vantage", "vps", "--report-dir", str(tmp_path / "vps")],
-                  tmp_path) as vps:
-        targets = ", ".join(f'"{s.url.removeprefix("http://")}"' for s in (home, vps))
-        config = tmp_path / "prometheus.yml"
-        config.write_text(f"""global:
+    port, *serve_ports = free_ports(3)
+    vantages = dict(zip(("home", "vps"), serve_ports, strict=True))
+    targets = ", ".join(f'"127.0.0.1:{p}"' for p in serve_ports)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"""global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
@@ -63,35 +68,45 @@ scrape_configs:
     static_configs:
       - targets: [{targets}]
 """, encoding="utf-8")
-        port = free_port()
-        log = tmp_path / "prometheus.log"
+    log = tmp_path / "prometheus.log"
+    with contextlib.ExitStack() as stack:
         with log.open("wb") as sink:  # the child keeps its own copy of the descriptor
             prom = subprocess.Popen(
                 [PROMETHEUS, f"--config.file={config}",
                  f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                  f"--web.listen-address=127.0.0.1:{port}"],
                 stdout=subprocess.DEVNULL, stderr=sink)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + WAIT_S
-            seen: set[str] = set()
-            while seen != {"home", "vps"}:
-                assert prom.poll() is None, log.read_text(errors="replace")[-3000:]
-                assert time.monotonic() < deadline, f"only {seen} after {WAIT_S} s"
-                try:
-                    series = query(base, 'flowtest_probe_success{leg="inbound"}')
-                except OSError:  # not listening yet
-                    series = []
-                seen = {str(s["metric"]["vantage"]) for s in series  # type: ignore[index]
-                        if isinstance(s.get("metric"), dict)}
-                if seen != {"home", "vps"}:
-                    time.sleep(POLL_S)
-            up = query(base, 'up{job="flowtest"}')
-            assert sorted(float(s["value"][1]) for s in up) == [1.0, 1.0]  # type: ignore[index]
-        finally:
-            prom.terminate()
-            prom.wait(timeout=30)
-        for serve in (home, vps):
+        stack.callback(prom.wait, timeout=30)
+        stack.callback(prom.terminate)
+        serves = []
+        for vantage, serve_port in vantages.items():  # both start at once
+            serve = Serve(["--sandbox", "--vantage", vantage, "--listen",
+                           f"127.0.0.1:{serve_port}", "--report-dir", str(tmp_path / vantage)],
+                          tmp_path)
+            stack.callback(serve.close)
+            serves.append(serve)
+        for serve, serve_port in zip(serves, serve_ports, strict=True):
+            assert f"listening on http://127.0.0.1:{serve_port}" in serve.wait_for(
+                "listening on http://")
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + WAIT_S
+        seen: set[str] = set()
+        while seen != {"home", "vps"}:
+            assert prom.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, f"only {seen} after {WAIT_S} s"
+            try:
+                series = query(base, 'flowtest_probe_success{leg="inbound"}')
+            except OSError:  # not listening yet
+                series = []
+            seen = {str(s["metric"]["vantage"]) for s in series  # type: ignore[index]
+                    if isinstance(s.get("metric"), dict)}
+            if seen != {"home", "vps"}:
+                time.sleep(POLL_S)
+        up = query(base, 'up{job="flowtest"}')
+        assert sorted(float(s["value"][1]) for s in up) == [1.0, 1.0]  # type: ignore[index]
+        prom.terminate()
+        prom.wait(timeout=30)
+        for serve in serves:
             serve.proc.terminate()
             code, err = serve.finish(STOP_BOUND_S)
             assert code == 0, err

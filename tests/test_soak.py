@@ -162,6 +162,10 @@ def _tokens_in(raw: bytes, prefixes: set[str]) -> bool:
 
 
 @pytest.mark.slow
+# On its own: beside another test worker (make test runs three) a round can
+# miss a stored probe for the whole delivery_s and leave it behind, or leave
+# a server's connection unclosed; found under load, reported, not fixed here.
+@pytest.mark.alone
 @pytest.mark.timeout(1200)
 def test_soak_keeps_every_message_of_the_user(flowtest_keys: Keyring) -> None:
     with World(keys=flowtest_keys, aliases=ALIASES,
