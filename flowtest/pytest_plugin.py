@@ -32,7 +32,9 @@ latency, slow, faults(...).
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import pickle
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -139,9 +141,40 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STARTED] = time.time()
     plan = _plan(config)
     config.stash[_PLAN] = plan
+    if plan.target != "sandbox" and _under_xdist(config):
+        # Each worker would count only its own sends against limits.daily_sends.
+        raise pytest.UsageError("flowtest: a live run sends real probes and keeps one "
+                                "daily budget: run it in one process, without -n")
     redact_logs()  # pytest's own log capture shows protocol logs of failed tests
     if plan.guard:
         guard.enable()
+
+
+def _worker(config: pytest.Config) -> bool:
+    """A pytest-xdist worker (its results travel to the controller)."""
+    return hasattr(config, "workerinput")
+
+
+def _under_xdist(config: pytest.Config) -> bool:
+    return _worker(config) or bool(getattr(config.option, "numprocesses", None))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist every worker keeps its own results; hand them to the
+    # controller, which shows the summary and writes the one report. Pickled:
+    # the data is our own dataclasses, between processes of the same run.
+    if _worker(session.config):
+        results = session.config.stash.get(_RESULTS, [])
+        output: dict[str, Any] = session.config.workeroutput  # type: ignore[attr-defined]
+        output["flowtest_results"] = base64.b64encode(pickle.dumps(results)).decode()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: a worker finished; keep its probe results."""
+    data = getattr(node, "workeroutput", {}).get("flowtest_results")
+    if data:
+        node.config.stash[_RESULTS].extend(pickle.loads(base64.b64decode(data)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -307,7 +340,7 @@ def outbound(request: pytest.FixtureRequest, flowtest_config: Any) -> Callable[.
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     results = config.stash.get(_RESULTS, [])
-    if not results:
+    if not results or _worker(config):
         return
     terminalreporter.section("flowtest")
     plan = config.stash[_PLAN]

@@ -127,3 +127,29 @@ def test_pytest_log_capture_is_redacted(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*Captured log call*", "*Sending : b'A1 LOGIN u \"***\"'*"])
     captured = result.stdout.str().partition("Captured log call")[2]
     assert "zP" not in captured and "xc3" not in captured
+
+
+def test_under_xdist_the_controller_reports_every_workers_probes(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TEST, test_other=USER_TEST)
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile",
+                                           "--flowtest-report-dir", "out",
+                                           "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 6 and outcomes["failed"] == 2
+    summary = result.stdout.str().split("flowtest report: out")[0]
+    assert summary.count("inbound") >= 8  # the probe lines of both workers
+    folders = [p for p in Path(pytester.path, "out").iterdir() if p.is_dir()]
+    assert len(folders) == 1
+    report = json.loads((folders[0] / "report.json").read_text())
+    assert len(report["probes"]) == 8 and report["verdict"] == "fail"
+
+
+def test_a_live_run_refuses_xdist(pytester: pytest.Pytester) -> None:
+    from flowtest import config as cfg
+    pytester.path.joinpath("flowtest.toml").write_text(
+        cfg.template(domain="mine.me", aliases=("a", "b")))
+    pytester.makepyfile(test_user="def test_x(flowtest_alias):\n    pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", "--flowtest-live")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*run it in one process, without -n*"])
