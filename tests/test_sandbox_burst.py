@@ -101,6 +101,21 @@ def test_a_fault_or_override_shows_at_the_next_lookup_despite_the_caches(world: 
         world.dns_servfail.discard("_dmarc.example.me")
 
 
+def test_a_message_in_flight_across_a_fault_and_back_leaves_no_stale_cache(
+        world: World) -> None:
+    # A message picks its resolver (and cache) when it starts; if a fault is
+    # switched on, one of its lookups runs under it, and the fault is switched
+    # off again, the answer it cached must never reach a later message.
+    assert world.ctx is not None
+    key = "cf2024-1._domainkey.example.me"
+    in_flight = world.ctx.resolver()               # before the fault
+    world.set_fault("dkim-missing")
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        in_flight.resolve(key, "TXT", search=False)  # cached: no key
+    world.clear_fault("dkim-missing")              # the same inputs as at the start
+    assert _txt(world, key)                        # a later message finds the key
+
+
 def _store_thread_names() -> set[str]:
     return {t.name for t in threading.enumerate() if t.name.startswith("sandbox-imap-")}
 

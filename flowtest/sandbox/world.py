@@ -102,8 +102,14 @@ class World:
         self._checker: Checker | None = None
         self.dns_extra: dict[tuple[str, str], list[str] | None] = {}
         self.dns_servfail: set[str] = set()  # names the DNS answers SERVFAIL for
-        self._zone: tuple[object, zone.Records] | None = None  # (its inputs, the zone)
-        self._resolver_cache: tuple[object, dns.resolver.Cache] | None = None
+        self._zone: tuple[int, zone.Records] | None = None  # (its generation, the zone)
+        self._resolver_cache: tuple[int, dns.resolver.Cache] | None = None
+        # The zone's generation goes up each time its inputs change (never
+        # back): a cache labelled with an old one is never handed out again,
+        # even when a fault is switched on and off again (K1 -> K2 -> K1).
+        self._generation_lock = threading.Lock()
+        self._generation_key: tuple[object, ...] | None = None
+        self._generation = 0
         self.routing = Routing(domain)
         for alias in self.aliases:
             self.routing.forward(alias, self.gmail_address)
@@ -158,7 +164,7 @@ class World:
             server_tls=authority.server_context(), client_tls=authority.client_context(),
             dns_server=(hosts.DNS, self.dns.port), retry_delays=self.retry_delays,
             timing=self.timing, dns_cache=self._dns_cache, imap_threads=self.imap_threads,
-            checker=self._checker, zone=self._zone_inputs)
+            checker=self._checker, zone=self._zone_generation)
         if self.catch_all:
             from flowtest.sandbox.cloudflare import Rule
             self.routing.catch_all = Rule("forward", self.gmail_address)
@@ -258,34 +264,50 @@ class World:
                              for k, v in list(self.dns_extra.items()))),
                 tuple(sorted(self.dns_servfail)))
 
+    def _zone_generation(self) -> int:
+        key = self._zone_inputs()
+        with self._generation_lock:
+            if key != self._generation_key:
+                self._generation_key = key
+                self._generation += 1
+            return self._generation
+
     def _dns_cache(self) -> dns.resolver.Cache:
         """The receivers' and senders' resolver cache, as real MTAs keep one:
         shared across messages while the zone's inputs stay the same, a fresh
         one the moment a fault or override changes them, so a switch still
         shows at the next lookup. In a burst this saves most of a message's
         ~16 queries over loopback (dnspython on both ends, ~10 ms of CPU)."""
-        key = self._zone_inputs()
+        generation = self._zone_generation()
         cached = self._resolver_cache
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == generation:
             return cached[1]
         cache = dns.resolver.Cache()
-        self._resolver_cache = (key, cache)
+        self._resolver_cache = (generation, cache)
         return cache
 
     def _lookup(self, name: str, rdtype: str) -> list[str] | None:
         assert self.keys is not None
+        # Every cache miss of every resolver reaches here: a message still in
+        # flight since an older generation would store this answer in its
+        # cache, so that cache is never handed out again.
+        generation = self._zone_generation()
+        cached_resolver = self._resolver_cache
+        if cached_resolver is not None and cached_resolver[0] != generation:
+            self._resolver_cache = None
         if name in self.dns_servfail:
             raise ServFail(name)
         # The zone follows the faults and a test's overrides at once; it is
         # rebuilt only when they changed, not for each of a message's ~16 queries.
-        key = self._zone_inputs()
         cached = self._zone
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == generation:
             records = cached[1]
         else:
             records = zone.build(self.names, self.keys, self.faults, self.dns_extra)
             cfapi.publish(records, self.names.domain, self.faults)
-            self._zone = (key, records)
+            # Kept only if nothing changed while it was built.
+            if self._zone_generation() == generation:
+                self._zone = (generation, records)
         return zone.lookup_in(records, name, rdtype)
 
     # -- what a user's config sees ---------------------------------------------
