@@ -49,7 +49,8 @@ class SandboxProcess:
     def __enter__(self) -> SandboxProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flowtest.cli", "sandbox", "--aliases", str(self.aliases),
-             "--write-config", str(self.config_path), "--truth", str(self.truth_path)],
+             "--write-config", str(self.config_path), "--truth", str(self.truth_path),
+             "--burst"],
             stdout=subprocess.DEVNULL, stderr=(self.workdir / "sandbox.log").open("wb"),
             env={**os.environ, "COLUMNS": "200"})
         deadline = time.monotonic() + 60
