@@ -34,3 +34,11 @@ def test_reading_the_psl_does_not_import_authheaders() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_comment_lines_of_the_psl_are_not_rules() -> None:
+    from flowtest.mail.orgdomain import _psl_text
+    comment = next(line for line in _psl_text().splitlines()
+                   if line.startswith("//") and "." in line.split("//", 1)[1])
+    name = f"x.{comment.lower()}"   # a hostile "host name" quoting the comment
+    assert public_suffix(name) == name.rsplit(".", 1)[1]

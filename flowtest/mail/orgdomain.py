@@ -31,18 +31,24 @@ def _psl_text() -> str:
 def _rules() -> frozenset[str]:
     """Every rule line as written ("co.uk", "*.kawasaki.jp", "!city.kawasaki.jp"):
     a set built in C, since a line-by-line parse cost 15 ms at every start.
-    Comment lines start with "//" and so never equal a name asked about."""
+    Comment lines are taken out again, and :func:`public_suffix` never asks
+    about a name with "/" or whitespace in it."""
     lines = _psl_text().lower().splitlines()
     rules = set(lines)
+    rules.difference_update(line for line in lines if line.startswith("//") or
+                            line != line.strip())
     # The PSL reads a rule up to the first whitespace; the shipped copy has none.
     rules.update(line.split()[0] for line in lines
-                 if line and not line.startswith("//") and line != line.strip())
+                 if line.strip() and not line.startswith("//") and line != line.strip())
+    rules.discard("")
     return frozenset(rules)
 
 
 def public_suffix(domain: str) -> str:
     """The public suffix of ``domain`` (``co.uk`` for ``a.b.co.uk``)."""
     labels = domain.lower().rstrip(".").split(".")
+    if any(("/" in label or not label.isprintable() or " " in label) for label in labels):
+        return labels[-1]  # not a host name (hostile input): only the default rule "*"
     keys = [_unicode(label) for label in labels]  # how the PSL writes its rules
     rules = _rules()
     # Longest matching rule wins; the default rule "*" matches the last label.
