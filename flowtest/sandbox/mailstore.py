@@ -136,29 +136,36 @@ class _Coalescing:
     and drains after each: over TLS each became a record and a send() (six
     for one IDLE push of a new message), and with the store on a thread of
     its own each send gives up the interpreter. The bytes on the wire are the
-    same; they go out in one record when pymap next waits, or at once when
-    the transport's buffer is full."""
+    same; they go out in one record when pymap next waits, or at once (and
+    drained, so a large FETCH keeps the stream's back-pressure) when more than
+    FLUSH_AT bytes are waiting."""
+
+    FLUSH_AT = 64 * 1024
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append(bytes(data))
+        self._size += len(data)
 
     def _flush(self) -> None:
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
+            self._size = 0
             if not self._writer.transport.is_closing():
                 self._writer.write(data)
 
     async def drain(self) -> None:
+        if self._size > self.FLUSH_AT:
+            self._flush()
         transport = self._writer.transport
         if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
-            self._flush()
             await self._writer.drain()
 
     def close(self) -> None:
