@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,11 +215,14 @@ def process_cost(runs: int) -> dict[str, object]:
     goes: loading the modules the run loads, and the rest (TLS, IMAP, SMTP,
     judging, reports)."""
     with SandboxProcess(aliases="hello") as sb:
-        reports = Path(tempfile.mkdtemp(prefix="ft-bench-run-"))
-        run = ["run", "-c", str(sb.config_path), "--leg", "inbound", "--report-dir",
-               str(reports)]
-        listing = reports / "modules.txt"
-        subprocess.run([sys.executable, "-c", LIST_MODULES, str(listing), *run, "--no-dns"],
+        scratch = Path(tempfile.mkdtemp(prefix="ft-bench-run-"))
+
+        def run(n: int) -> list[str]:
+            # A report folder per run: a growing history.jsonl would cost later runs more.
+            return ["run", "-c", str(sb.config_path), "--leg", "inbound", "--report-dir",
+                    str(scratch / f"reports-{n}")]
+        listing = scratch / "modules.txt"
+        subprocess.run([sys.executable, "-c", LIST_MODULES, str(listing), *run(0), "--no-dns"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         modules = [m for m in listing.read_text().split() if m != "__main__"]
         cli = [sys.executable, "-m", "flowtest.cli"]
@@ -227,9 +231,10 @@ def process_cost(runs: int) -> dict[str, object]:
             progress("whole `flowtest run` processes", i, runs)
             start += children_cpu_ms([sys.executable, "-c", "pass"], 1)
             imports += children_cpu_ms([sys.executable, "-c", IMPORT_ALL, *modules], 1)
-            probe += children_cpu_ms([*cli, *run, "--no-dns"], 1)
-            checked += children_cpu_ms([*cli, *run], 1)
+            probe += children_cpu_ms([*cli, *run(2 * i + 1), "--no-dns"], 1)
+            checked += children_cpu_ms([*cli, *run(2 * i + 2)], 1)
         progress("whole `flowtest run` processes", runs, runs)
+        shutil.rmtree(scratch, ignore_errors=True)
     base = statistics.median(start)
     minus = [c - base for c in probe]
     return {

@@ -361,6 +361,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                                    plaintext=plaintext_endpoints(plan.config) if plan.config
                                    else (),
                                    started_at=config.stash[_STARTED], finished_at=time.time(),
-                                   probes=results, run_id=new_run_id())
+                                   probes=results, run_id=new_run_id(), dns_checked=False)
         folder = run_folder.write(report, Path(report_dir))
         terminalreporter.line(f"flowtest report: {folder}")

@@ -21,6 +21,7 @@ def test_no_dns_skips_the_dns_check_and_still_probes(world: World, tmp_path: Pat
               "--report-dir", str(tmp_path / "r2")])
     checked, skipped = json.loads(with_dns.read_text()), json.loads(without.read_text())
     assert "SPF_MULTIPLE" in {f["code"] for f in checked["dns"]}
-    assert skipped["dns"] == []
+    assert skipped["dns"] == [] and skipped["dns_checked"] is False
+    assert checked["dns_checked"] is True
     assert [p["leg"] for p in skipped["probes"]] == [p["leg"] for p in checked["probes"]]
     assert skipped["probes"]

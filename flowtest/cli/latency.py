@@ -186,7 +186,7 @@ def _report(config: Any, args: argparse.Namespace, plan: Any, folder: Path, star
     report = json_report.build(target=config.target, started_at=started,
                                finished_at=time.time(), probes=[],
                                insecure=config.tls.insecure, run_id=plan.run_id,
-                               plaintext=plaintext_endpoints(config))
+                               plaintext=plaintext_endpoints(config), dns_checked=False)
     report["probes"] = latency_run.journal_rows(folder)
     report["verdict"] = worst([r.verdict for r in results])
     report["latency"] = [s.to_json() for s in summaries]

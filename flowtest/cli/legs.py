@@ -138,7 +138,8 @@ def check_dns(config: Any) -> list[Any]:
 
 
 def finish(config: Any, results: list[Any], started: float, finished: float, run_id: str,
-           args: argparse.Namespace, title: str, findings: list[Any] | None = None) -> int:
+           args: argparse.Namespace, title: str, findings: list[Any] | None = None,
+           *, dns_checked: bool = True) -> int:
     """Write every report asked for, then show the run; the exit code."""
     from flowtest.config import plaintext_endpoints
     from flowtest.report import json_report, metrics, run_folder, table
@@ -146,7 +147,8 @@ def finish(config: Any, results: list[Any], started: float, finished: float, run
     report = json_report.build(target=config.target, started_at=started, finished_at=finished,
                                probes=results, insecure=config.tls.insecure, run_id=run_id,
                                plaintext=plaintext_endpoints(config),
-                               dns=[f.to_json() for f in findings or []])
+                               dns=[f.to_json() for f in findings or []],
+                               dns_checked=dns_checked)
     folder = run_folder.write(report, args.report_dir) if getattr(args, "report_dir", None) \
         else None
     if getattr(args, "prometheus_textfile", None):
@@ -162,6 +164,8 @@ def finish(config: Any, results: list[Any], started: float, finished: float, run
     show.banner(out, config)
     if findings is not None:
         show.findings(out, findings)
+    elif not dns_checked:
+        show.say(out, _("DNS not checked (--no-dns)"))
     if results:
         table.render(out, results, title=title)
     show.verdict(out, report["verdict"])

@@ -83,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
             run_id=run_id)
         code = legs.finish(config, results, started, finished, run_id, args,
                            _("flowtest run ({target}: {domain})").format(
-                               target=config.target, domain=config.domain), findings)
+                               target=config.target, domain=config.domain), findings,
+                           dns_checked=not args.no_dns)
         alerts.finished(results, findings or [])
     return code
 

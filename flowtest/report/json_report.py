@@ -22,7 +22,7 @@ def _iso(at: float) -> str:
 def build(*, target: str, started_at: float, finished_at: float,
           probes: list[ProbeResult], dns: list[dict[str, Any]] | None = None,
           insecure: bool = False, run_id: str = "",
-          plaintext: Sequence[str] = ()) -> dict[str, Any]:
+          plaintext: Sequence[str] = (), dns_checked: bool = True) -> dict[str, Any]:
     """The run's report (docs/report.schema.json). ``plaintext`` names the
     endpoints reached with no TLS at all: every output says so."""
     verdicts: list[Verdict] = [p.verdict for p in probes]
@@ -38,6 +38,7 @@ def build(*, target: str, started_at: float, finished_at: float,
         "finished_at": _iso(finished_at),
         "verdict": worst(verdicts),
         "probes": [p.to_json() for p in probes],
+        "dns_checked": dns_checked,
         "dns": list(dns or []),
     }
 

@@ -247,7 +247,8 @@ class Service:
                           results, states)
         report = json_report.build(target=config.target, started_at=started,
                                    finished_at=finished, probes=results,
-                                   insecure=config.tls.insecure, run_id=run_id)
+                                   insecure=config.tls.insecure, run_id=run_id,
+                                   dns_checked=False)  # the doctor is a job of its own
         try:
             if changed or not run_folder.latest(self.report_dir):
                 run_folder.write(report, self.report_dir)  # a report.html per state change
