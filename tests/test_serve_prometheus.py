@@ -28,17 +28,15 @@ WAIT_S = 120.0
 POLL_S = 0.5  # how often to ask Prometheus again: it has no way to tell us
 
 
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel has free, all different. Prometheus cannot listen on
-    port 0, and it is started first, with the serve processes' ports in its
-    config: it scrapes nothing for about 5 s after it starts (its target
-    discovery sends updates every 5 s, static targets too), time that the
-    serve processes spend starting their sandboxes meanwhile."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+def free_port() -> int:
+    """A port the kernel has free, for Prometheus, which cannot listen on
+    port 0. (It is started first: it scrapes nothing for about 5 s after it
+    starts, time that the serve processes spend starting their sandboxes.
+    They listen on ports the kernel picks, and Prometheus learns them from a
+    file_sd targets file written once they are known.)"""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def query(base: str, promql: str) -> list[dict[str, object]]:
@@ -56,17 +54,17 @@ def test_prometheus_scrapes_two_vantage_points(tmp_path: Path) -> None:
             pytest.fail("prometheus is required here (FLOWTEST_REQUIRE_PROMETHEUS) but not "
                         "installed")
         pytest.skip("prometheus not installed (apt-get install prometheus)")
-    port, *serve_ports = free_ports(3)
-    vantages = dict(zip(("home", "vps"), serve_ports, strict=True))
-    targets = ", ".join(f'"127.0.0.1:{p}"' for p in serve_ports)
+    port = free_port()
+    targets = tmp_path / "targets.json"
     config = tmp_path / "prometheus.yml"
     config.write_text(f"""global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
   - job_name: flowtest
-    static_configs:
-      - targets: [{targets}]
+    file_sd_configs:
+      - files: ["{targets}"]
+        refresh_interval: 1s
 """, encoding="utf-8")
     log = tmp_path / "prometheus.log"
     with contextlib.ExitStack() as stack:
@@ -79,15 +77,18 @@ scrape_configs:
         stack.callback(prom.wait, timeout=30)
         stack.callback(prom.terminate)
         serves = []
-        for vantage, serve_port in vantages.items():  # both start at once
-            serve = Serve(["--sandbox", "--vantage", vantage, "--listen",
-                           f"127.0.0.1:{serve_port}", "--report-dir", str(tmp_path / vantage)],
-                          tmp_path)
+        for vantage in ("home", "vps"):  # both start at once
+            serve = Serve(["--sandbox", "--vantage", vantage, "--listen", "127.0.0.1:0",
+                           "--report-dir", str(tmp_path / vantage)], tmp_path)
             stack.callback(serve.close)
             serves.append(serve)
-        for serve, serve_port in zip(serves, serve_ports, strict=True):
-            assert f"listening on http://127.0.0.1:{serve_port}" in serve.wait_for(
-                "listening on http://")
+        addresses = []
+        for serve in serves:
+            line = serve.wait_for("listening on http://")
+            addresses.append(line.split("listening on http://", 1)[1].split()[0].rstrip("/"))
+        written = targets.with_suffix(".tmp")  # renamed into place: never read half-written
+        written.write_text(json.dumps([{"targets": addresses}]), encoding="utf-8")
+        written.rename(targets)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + WAIT_S
         seen: set[str] = set()
