@@ -10,10 +10,11 @@ waited for ever: the watcher stalled in ``idle_start()`` for the rest of its
 run, every probe still to come waited its whole delivery_s, and cleanup,
 trusting what the watcher had found, left them in the mailbox.
 
-The loss is delivered here in the order the event loop gives it under load
-(the reset is read in the same turn as the watcher goes IDLE), by calling
-the protocol's ``connection_lost`` as the loop does, one callback ahead of
-aioimaplib's task; the servers are the sandbox's real ones. Command timeouts
+The loss is delivered here in the order the event loop can give it under
+load: the connection is reset for real, and the loop's one call of the
+protocol's ``connection_lost`` is held back until the watcher has asked for
+IDLE, so that it runs one callback ahead of aioimaplib's task. The servers
+are the sandbox's real ones. Command timeouts
 are set far beyond each test's own wait, so that only the fix, not a timer,
 can end the wait.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aioimaplib
@@ -46,15 +47,24 @@ def _patient(config: Config) -> Config:
         config.timeouts, command_s=FOREVER_S))
 
 
-def _lose(session: ImapSession) -> Callable[[], None]:
-    """What the loop does when the server resets the connection: the socket
-    goes, and the protocol is told."""
+async def _reset_told_next_turn(session: ImapSession) -> None:
+    """The server resets the connection; the loop's word of it (the
+    protocol's ``connection_lost``, delivered once, as always) is held back
+    and given one turn later, when the caller has gone on: the order a
+    loaded loop can give."""
     protocol: Any = session._protocol
+    held: list[Exception | None] = []
+    told = asyncio.Event()
 
-    def lose() -> None:
-        protocol.transport.abort()
-        protocol.connection_lost(ConnectionResetError("reset by the server"))
-    return lose
+    def hold(exc: Exception | None) -> None:
+        held.append(exc)
+        told.set()
+
+    protocol.connection_lost = hold
+    protocol.transport.abort()
+    await told.wait()
+    del protocol.connection_lost
+    asyncio.get_running_loop().call_soon(protocol.connection_lost, held[0])
 
 
 def _planted(world: World, token: str) -> bytes:
@@ -95,7 +105,8 @@ def test_a_command_after_the_connection_went_fails_at_once(world: World) -> None
     async def go() -> None:
         async with ImapSession(config.gmail, tls=config.tls, timeouts=config.timeouts,
                                app_password=True) as session:
-            _lose(session)()
+            session._protocol.transport.abort()
+            await session.lost.wait()  # the loop said so, once
             protocol: Any = session._protocol
             noop = aioimaplib.Command("NOOP", protocol.new_tag(), loop=protocol.loop)
             with pytest.raises(aioimaplib.AioImapException):
@@ -120,7 +131,7 @@ def test_a_connection_lost_as_idle_starts_ends_the_idle(world: World) -> None:
         assert client is not None
         try:
             await session.examine("INBOX")
-            asyncio.get_running_loop().call_soon(_lose(session))
+            await _reset_told_next_turn(session)
             with pytest.raises(TransportError) as lost:
                 await session.idle(asyncio.Event(), FOREVER_S)
             assert lost.value.transient
@@ -148,7 +159,7 @@ def test_a_watcher_whose_connection_goes_as_it_idles_still_sees_the_probe(
                                    timeout: float) -> bool:
         if not struck.is_set():
             struck.set()
-            asyncio.get_running_loop().call_soon(_lose(self))
+            await _reset_told_next_turn(self)
         return await real_idle(self, wake, timeout)
 
     monkeypatch.setattr(ImapSession, "idle", idle_meeting_a_reset)

@@ -185,7 +185,8 @@ class ImapSession:
             # "+", stopping it) that are still waiting now never get a reply:
             # end them, or they wait until the garbage collector finds them
             # ("Task was destroyed but it is pending").
-            for task in list(getattr(client, "tasks", ())):
+            for task in list(client.tasks):
+                task.add_done_callback(retrieve)
                 task.cancel()
 
     def _client(self) -> Client:
