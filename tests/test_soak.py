@@ -162,12 +162,15 @@ def _tokens_in(raw: bytes, prefixes: set[str]) -> bool:
 
 
 @pytest.mark.slow
-# On its own: beside another test worker (make test runs three) a round can
-# miss a stored probe for the whole delivery_s and leave it behind, or leave
-# a server's connection unclosed; found under load, reported, not fixed here.
+# On its own since it failed beside another test worker (make test runs
+# three): a round missed a stored probe for the whole delivery_s and left it
+# behind. The cause, a watcher stalled for good by a connection lost just as
+# it went IDLE, is fixed (tests/test_imap_lost.py); whether the soak may run
+# beside the workers again is the recipe's decision.
 @pytest.mark.alone
 @pytest.mark.timeout(1200)
-def test_soak_keeps_every_message_of_the_user(flowtest_keys: Keyring) -> None:
+def test_soak_keeps_every_message_of_the_user(flowtest_keys: Keyring,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     with World(keys=flowtest_keys, aliases=ALIASES,
                retry_delays=(0.2, 0.5, 1.0, 2.0, 4.0)) as world:
         _seed(world)
@@ -205,6 +208,12 @@ def test_soak_keeps_every_message_of_the_user(flowtest_keys: Keyring) -> None:
             chaos.join()
         assert chaos.error is None, chaos.error
         world.check_errors()
+        # A task of flowtest's (or aioimaplib's, on flowtest's connections)
+        # left waiting for ever was the sign of a stalled watcher.
+        stranded = [r.getMessage()[:200] for r in caplog.records if r.name == "asyncio"
+                    and r.getMessage().startswith(("Task was destroyed",
+                                                   "Task exception was never retrieved"))]
+        assert stranded == []
         after = _snapshot(world)
         assert world.gmail is not None and world.external is not None
         stored_tokens, unjudged = _stored_tokens(world, results)

@@ -69,6 +69,7 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
         return [error_result(leg, a.address, p.token, str(failure), code=error_code(failure))
                 for a, p in zip(targets, probes, strict=True)]
     interrupted = False
+    results: list[ProbeResult] = []
     try:
         receipts = await send_all(sender, probes, config, app_password=app_password,
                                   progress=progress)
@@ -84,7 +85,9 @@ async def run_leg(config: Config, leg: str, targets: Sequence[Alias],
         try:
             if config.cleanup == "trash":
                 await bounded_cleanup(config, run_id, [target, reports], progress,
-                                      interrupted=interrupted, warm=warm)
+                                      interrupted=interrupted, warm=warm,
+                                      missed=len(results) < len(probes)
+                                      or any(not r.delivered for r in results))
         finally:
             if not warm:
                 await asyncio.gather(target[0].stop(), reports[0].stop())
@@ -98,12 +101,13 @@ INTERRUPTED_CLEANUP_S = 5.0
 
 async def bounded_cleanup(config: Config, run_id: str,
                           watchers: Sequence[tuple[Watcher, bool]], progress: Progress, *,
-                          interrupted: bool, warm: bool = False) -> None:
+                          interrupted: bool, warm: bool = False,
+                          missed: bool = False) -> None:
     """Run ``cleanup`` in a task of its own, so that an interruption (before
     the cleanup or during it) gives it at most INTERRUPTED_CLEANUP_S more
     instead of cutting it off at once."""
     job = asyncio.ensure_future(cleanup(config, run_id, watchers, progress,
-                                        look_again=interrupted, warm=warm))
+                                        look_again=interrupted, warm=warm, missed=missed))
     if interrupted:
         await _finish_within(job, watchers, progress)
         return
@@ -248,9 +252,14 @@ async def wait_for(token: str, alias: str, *, target: Watcher, reports: Watcher,
 
 
 async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher, bool]],
-                  progress: Progress, *, look_again: bool = False, warm: bool = False) -> None:
+                  progress: Progress, *, look_again: bool = False, warm: bool = False,
+                  missed: bool = False) -> None:
     """Move this run's probes (and bounces about them, and Sent copies) to Trash;
-    nothing else. The watchers are stopped first: one connection per mailbox."""
+    nothing else. The watchers are stopped first: one connection per mailbox.
+
+    ``missed``: some probe of the run was not seen arriving; every watcher
+    looks once more, so that one that landed late, or that a watcher failed
+    to see, is moved too (it costs a look only in runs that lost a probe)."""
     prefix = probe.run_prefix(run_id)
     # One last look in a mailbox whose watcher lost its connection during the
     # run: a delivery report or copy that landed while it was reconnecting is
@@ -259,9 +268,12 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     # An interrupted run looks everywhere: it stopped at an arbitrary moment,
     # perhaps between a message's arrival and the watcher's fetch of it. The
     # look may take half its time; the moving needs the other half.
+    # So does a run that missed a probe: it may have landed late, or while
+    # the watcher was held up (the soak found one left behind so).
     look_s = INTERRUPTED_CLEANUP_S / 2 if look_again else config.timeouts.connect_s * 2
-    await asyncio.gather(*(watcher.catch_up(look_s)
-                           for watcher, _ in watchers if look_again or watcher.reconnects))
+    caught_up = await asyncio.gather(*(
+        _look_again(watcher, look_s, look_again or missed or bool(watcher.reconnects))
+        for watcher, _ in watchers))
     # A warm watcher (flowtest serve) watches every run's tokens: take this run's.
     found_by = [{(a.folder, a.uid): a for token in watcher.arrived_tokens()
                  if token.startswith(prefix) for a in watcher.arrivals(token)}
@@ -272,14 +284,24 @@ async def cleanup(config: Config, run_id: str, watchers: Sequence[tuple[Watcher,
     # limits.imap_connections >= 2 for that reason.
     if not warm:
         await asyncio.gather(*(watcher.stop() for watcher, _ in watchers))
-    for (watcher, app_password), found in zip(watchers, found_by, strict=True):
+    for (watcher, app_password), found, looked in zip(watchers, found_by, caught_up,
+                                                      strict=True):
+        # A watcher that died, or could not finish that last look, may have
+        # missed some of this run's probes: search its folders by token too
+        # (a SEARCH and a FETCH per folder), rather than leave them behind.
         try:
             moved = await trash(watcher.account, list(found.values()), tls=config.tls,
                                 timeouts=config.timeouts, app_password=app_password,
                                 sent_prefix=prefix, limit=config.limits.imap_connections,
-                                search_watched=watcher.died is not None)
+                                search_watched=watcher.died is not None or not looked)
             progress("cleanup", watcher.account.address,
                      _("{count} moved to Trash").format(count=moved))
         except FlowtestError as exc:
             log.warning("cleanup in %s failed: %s", watcher.account.address, redact(str(exc)))
             progress("cleanup-failed", watcher.account.address, redact(str(exc)))
+
+
+async def _look_again(watcher: Watcher, look_s: float, needed: bool) -> bool:
+    """Whether the watcher's arrivals can be trusted for cleanup: it needed
+    no last look, or the last look finished within ``look_s``."""
+    return await watcher.catch_up(look_s) if needed else True

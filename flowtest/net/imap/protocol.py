@@ -5,7 +5,8 @@
 - It knows one host value, used both to connect and to verify: :class:`Client`
   connects to an address and verifies the certificate against the host name.
 - It leaves commands in flight waiting when the connection goes:
-  :func:`fail_pending` ends them.
+  :func:`fail_pending` ends them, and :class:`Protocol` refuses to send any
+  command after that (it would wait for a reply that cannot come).
 - Its debug log prints the LOGIN line with the password IMAP-quoted, where
   its own scrubbing (of the raw password) misses it, and the AUTHENTICATE line
   with the token in base64: :func:`hide_credentials` drops those lines.
@@ -38,6 +39,27 @@ class Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
     # While a NOOP is pipelined ahead of a FETCH, EXISTS in the NOOP's own reply
     # is not a sign of staleness (the FETCH comes after it): only count later ones.
     announce_after_noop = False
+    # Set once the connection is gone: no command may be sent after that.
+    gone = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        super().connection_lost(exc)
+
+    def send(self, line: str, scrub: str | None = None) -> None:
+        """Write a command line; refused once the connection is gone.
+
+        aioimaplib registers a command as pending, then sends it. One that
+        is registered after the connection was lost (and after
+        :func:`fail_pending` ended those in flight: a task of aioimaplib's, such
+        as the one IDLE runs in, starts a loop turn after it is created) was
+        written into the void and waited for ever: a watcher stuck in
+        ``idle_start()`` for the rest of its run, its probes never seen and so
+        never cleaned up (found by the soak test under CPU load). Raising here,
+        right after the registration, ends that command's wait at once."""
+        if self.gone:
+            raise aioimaplib.AioImapException(_("connection lost"))
+        super().send(line, scrub)
 
     def send_pipelined(self, *commands: Any, done: bool = False) -> None:
         """Send commands now and in one write (RFC 3501 5.5 pipelining), after

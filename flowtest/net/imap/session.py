@@ -141,7 +141,15 @@ class ImapSession:
                 raise TransportError(_("the server is throttling this account: {reply}").format(
                     reply=text), endpoint=self.name, transient=True)
             raise AuthError(text, endpoint=self.name, account=self.account.username)
-        response = await client.protocol.capability()
+        try:
+            # Bounded: a server that takes LOGIN and then says nothing must not
+            # hold a watcher's reconnect for ever.
+            await asyncio.wait_for(client.protocol.capability(), self.timeouts.command_s)
+        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            await self.close()
+            raise TransportError(_("CAPABILITY failed: {error}").format(
+                error=redact(str(exc)) or _("timed out")), endpoint=self.name,
+                transient=True) from None
         self.capabilities = {c.upper() for c in client.protocol.capabilities}
 
     async def close(self) -> None:
@@ -173,6 +181,13 @@ class ImapSession:
             transport = getattr(client.protocol, "transport", None)
             if transport is not None:
                 transport.abort()  # release the socket now (see net/smtp.py close())
+            # aioimaplib's own tasks of this connection (IDLE, waiting for its
+            # "+", stopping it) that are still waiting now never get a reply:
+            # end them, or they wait until the garbage collector finds them
+            # ("Task was destroyed but it is pending").
+            for task in list(client.tasks):
+                task.add_done_callback(retrieve)
+                task.cancel()
 
     def _client(self) -> Client:
         if self.client is None or self.lost.is_set():
@@ -355,7 +370,16 @@ class ImapSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
             return False
-        idle_task = await client.idle_start(timeout=IDLE_RENEW_S)
+        try:
+            # aioimaplib waits for the server's "+" without a bound: a server
+            # that never answers would hold the watcher, and every probe's
+            # wait, for ever.
+            idle_task = await asyncio.wait_for(client.idle_start(timeout=IDLE_RENEW_S),
+                                               self.timeouts.command_s)
+        except (TimeoutError, aioimaplib.AioImapException) as exc:
+            raise TransportError(_("IDLE did not start: {error}").format(
+                error=redact(str(exc)) or _("timed out")), endpoint=self.name,
+                transient=True) from None
         push = asyncio.ensure_future(client.wait_server_push(timeout=timeout + 1))
         woken = asyncio.ensure_future(wake.wait())
         lost = asyncio.ensure_future(self.lost.wait())
