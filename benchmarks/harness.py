@@ -156,6 +156,11 @@ def _family(pid: int) -> list[int]:
     return out
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far, from /proc."""
+    return _cpu_ticks(pid, children=False) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_ticks(pid: int, *, children: bool) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()

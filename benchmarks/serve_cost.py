@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import SandboxProcess
+from harness import SandboxProcess, process_cpu_s
 
 from flowtest import guard
 from flowtest.flows import inbound
@@ -43,11 +42,6 @@ doctor_every_s = 3600
 cleanup_every_s = 3600
 jitter = 0
 """
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -71,9 +65,9 @@ def idle(conf: Path, window_s: float, poll_s: float) -> dict[str, float]:
                 done.add(kind)
         if len(done) == 4:
             break
-    before, t0 = cpu_s(proc.pid), time.monotonic()
+    before, t0 = process_cpu_s(proc.pid), time.monotonic()
     time.sleep(window_s)  # a measurement window, not a synchronisation
-    used, elapsed = cpu_s(proc.pid) - before, time.monotonic() - t0
+    used, elapsed = process_cpu_s(proc.pid) - before, time.monotonic() - t0
     rss = rss_mb(proc.pid)
     proc.terminate()
     proc.wait(timeout=15)

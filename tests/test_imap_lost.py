@@ -34,9 +34,10 @@ from flowtest.config import Config
 from flowtest.errors import TransportError
 from flowtest.flows.common import cleanup, quiet
 from flowtest.mail import probe
-from flowtest.net.imap import ImapSession, Watcher, move, open_session
+from flowtest.net.imap import ImapSession, Watcher
 from flowtest.sandbox import World
 from flowtest.sandbox import gmail as gm
+from tests.trash import move_to_trash
 
 FOREVER_S = 3600.0
 
@@ -86,15 +87,6 @@ def _where(world: World, token: str) -> list[str]:
             for _uid, raw, _flags in world.call(store.folder_contents(world.gmail_address,
                                                                       folder))
             if token.encode() in raw]
-
-
-async def _remove(config: Config, prefix: str) -> None:
-    async with open_session(config.gmail, tls=config.tls, timeouts=config.timeouts,
-                            app_password=True) as session:
-        folders = await session.folders()
-        assert folders.trash is not None
-        await session.select(folders.inbox)
-        await move(session, sorted(await session.tokens_in_folder(prefix)), folders.trash)
 
 
 @pytest.mark.timeout(120)
@@ -176,7 +168,7 @@ def test_a_watcher_whose_connection_goes_as_it_idles_still_sees_the_probe(
             assert watcher.reconnects >= 1
         finally:
             await watcher.stop()
-            await _remove(config, prefix)
+            await move_to_trash(config, prefix)
 
     asyncio.run(go())
 
@@ -272,4 +264,4 @@ def test_a_run_that_missed_a_probe_moves_it_even_if_its_watcher_stalled(
         asyncio.run(go())
         assert _where(world, token) == [gm.TRASH]
     finally:
-        asyncio.run(_remove(world.config(), prefix))
+        asyncio.run(move_to_trash(world.config(), prefix))

@@ -28,8 +28,9 @@ from flowtest.flows import inbound, sweep
 from flowtest.flows.common import Options
 from flowtest.mail import probe
 from flowtest.model import ProbeResult
-from flowtest.net.imap import Watcher, WatcherDied, move, open_session
+from flowtest.net.imap import Watcher, WatcherDied
 from flowtest.sandbox import World
+from tests.trash import move_to_trash
 
 IMAP_NAME = "imap.gmail.com"
 
@@ -110,16 +111,6 @@ def _through(config: Config, proxy: HostileImap, bundle: Path) -> Config:
                                tls=dataclasses.replace(config.tls, ca_file=bundle))
 
 
-async def _remove(config: Config, prefix: str) -> None:
-    """Move the planted message to Trash again, by flowtest's own means."""
-    async with open_session(config.gmail, tls=config.tls, timeouts=config.timeouts,
-                            app_password=True) as session:
-        folders = await session.folders()
-        assert folders.trash is not None
-        await session.select(folders.inbox)
-        await move(session, sorted(await session.tokens_in_folder(prefix)), folders.trash)
-
-
 @pytest.fixture
 def ca_bundle(world: World, tmp_path: Path) -> tuple[trustme.CA, Path]:
     """A CA of the test's own for the proxy, trusted beside the sandbox's."""
@@ -158,7 +149,7 @@ def test_a_watcher_that_dies_fails_its_waiters_with_the_cause(
                 return exc
             finally:
                 await watcher.stop()
-                await _remove(config, run_prefix)
+                await move_to_trash(config, run_prefix)
         raise AssertionError("the watcher did not die")
 
     died = asyncio.run(go())

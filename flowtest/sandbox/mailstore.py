@@ -36,6 +36,8 @@ from pymap.user import Passwords, UserMetadata
 from pysasl.creds.plain import PlainCredentials
 from pysasl.hashing import BuiltinHash
 
+from flowtest.sandbox import loopthread
+
 # pymap asks socket.getfqdn() for every greeting unless FQDN is set: a real
 # DNS lookup per connection, which the network guard would refuse.
 os.environ.setdefault("FQDN", "sandbox.invalid")
@@ -244,28 +246,11 @@ class MailStore:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
     def _start_thread(self) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name=f"sandbox-imap-{self.host}",
-                                        daemon=True)
-        self._thread.start()
-        ready.wait()
+        self._loop, self._thread = loopthread.start(f"sandbox-imap-{self.host}")
 
     def _stop_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        if not thread.is_alive():
-            loop.close()
+        if self._loop is not None and self._thread is not None:
+            loopthread.stop(self._loop, self._thread, timeout=10)
         self._loop = self._thread = None
 
     # -- life cycle -------------------------------------------------------------------

@@ -19,7 +19,7 @@ import dns.resolver
 from flowtest import config as cfg
 from flowtest.errors import SandboxError
 from flowtest.model import Thresholds
-from flowtest.sandbox import cfapi, hosts, zone
+from flowtest.sandbox import cfapi, hosts, loopthread, zone
 from flowtest.sandbox.certs import Authority
 from flowtest.sandbox.cfapi_state import Account as CloudflareAccount
 from flowtest.sandbox.checker import Checker
@@ -178,18 +178,7 @@ class World:
                                  password=self.probe_password, style=self.external_style)
         self.icloud = ICloud(self.ctx)
 
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="flowtest-sandbox", daemon=True)
-        self._thread.start()
-        ready.wait()
+        self._loop, self._thread = loopthread.start("flowtest-sandbox")
         try:
             self.call(self._start())
         except BaseException:
@@ -220,9 +209,7 @@ class World:
         try:
             asyncio.run_coroutine_threadsafe(self._stop(), loop).result(timeout=30)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-            loop.close()
+            loopthread.stop(loop, thread, timeout=30)
             self._loop = None
             self._thread = None
             if self.dns is not None:
